@@ -1,0 +1,352 @@
+"""Reading the Jigsaw Toxic Comment data and making leak-free splits.
+
+The data comes in Kaggle's own layout: ``train.csv`` (id, comment_text and six 0/1 labels),
+``test.csv`` (id, comment_text) and ``test_labels.csv`` (id and the six labels, with -1 for rows
+Kaggle never scored; those are dropped). Either plain ``.csv`` files or Kaggle's ``.csv.zip``
+files are read.
+
+Order matters for honest numbers: split train/validation first (stratified, seeded), and only
+then resample the *training* split. The test split is never resampled, augmented or looked at
+for any choice.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+LABEL_COLUMNS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+TEXT_COLUMN = "comment_text"
+ID_COLUMN = "id"
+TARGET_COLUMN = "label"
+LABEL_RULES = ("toxic", "any")
+TRAIN_ROW_CHOICES = ("all", "natural")
+
+DATA_DIR_ENV = "TOXHELPERS_DATA_DIR"
+# Where the README tells users to unzip the Kaggle download, looked up from the working folder
+# and its parents (so it is found from the repository root and from notebooks/).
+CONVENTIONAL_DIR = Path("data") / "jigsaw-toxic-comment-classification-challenge"
+RANDOM_IDS_FILE = "train_random_ids.csv"
+
+SPLITS = ("train", "validation", "test")
+SPLIT_DIR = "data"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the data was found and why there (so a report can say it)."""
+
+    path: Path
+    origin: str
+
+    @property
+    def is_demo(self) -> bool:
+        return self.origin == "demo"
+
+
+def demo_data_dir() -> Path:
+    """The tiny demo set shipped with the package: comments we wrote, NOT Jigsaw data."""
+    return Path(str(importlib.resources.files("toxhelpers") / "demo_data"))
+
+
+def locate_data(data_dir: str | os.PathLike | None = None, search_from: str | os.PathLike | None = None) -> DataSource:
+    """Find the data: the ``data_dir`` parameter, then ``$TOXHELPERS_DATA_DIR``, then the
+    conventional folder (``data/jigsaw-toxic-comment-classification-challenge`` here or in a
+    parent folder), then the shipped demo set."""
+    if data_dir not in (None, ""):
+        return DataSource(_existing_dir(data_dir, "the data_dir parameter"), "parameter")
+    if os.environ.get(DATA_DIR_ENV):
+        return DataSource(_existing_dir(os.environ[DATA_DIR_ENV], f"${DATA_DIR_ENV}"), DATA_DIR_ENV)
+    start = Path(search_from or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONVENTIONAL_DIR
+        if candidate.is_dir():
+            return DataSource(candidate, "conventional folder")
+    return DataSource(demo_data_dir(), "demo")
+
+
+def _existing_dir(path: str | os.PathLike, named_by: str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{named_by} points to {folder}, which is not a folder. Expected a folder holding "
+            "Kaggle's train.csv, test.csv and test_labels.csv (or their .csv.zip files)."
+        )
+    return folder
+
+
+def find_file(folder: Path, name: str) -> Path:
+    """``folder/name``, or Kaggle's zipped ``folder/name.zip``."""
+    for candidate in (folder / name, folder / f"{name}.zip"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{folder / name} not found (nor {name}.zip). Expected Kaggle's Jigsaw Toxic Comment "
+        f"layout in {folder}: train.csv, test.csv and test_labels.csv."
+    )
+
+
+def read_csv_checked(path: Path, required: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Read a CSV as UTF-8 with ids and text as strings, failing clearly on bad bytes or columns."""
+    dtypes = {ID_COLUMN: "string", TEXT_COLUMN: "string"}
+    try:
+        # keep_default_na=False: a comment reading "NA" or "null" is text, not a missing value.
+        frame = pd.read_csv(path, encoding="utf-8", dtype=dtypes, keep_default_na=False)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: bytes at offset {error.start} are not valid UTF-8 ({error.reason}). "
+            "Expected the UTF-8 CSV files of the Kaggle download; re-download or re-encode the file."
+        ) from None
+    except pd.errors.ParserError as error:
+        raise ValueError(f"{path}: not a well-formed CSV file ({error})") from None
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column(s) {missing}. Expected columns {list(required)}; "
+            f"found {list(frame.columns)}."
+        )
+    if frame[ID_COLUMN].isna().any() or frame[ID_COLUMN].duplicated().any():
+        duplicated = frame.loc[frame[ID_COLUMN].duplicated(), ID_COLUMN].head(3).tolist()
+        raise ValueError(f"{path}: ids must be present and unique; repeated or empty ids e.g. {duplicated}")
+    return frame
+
+
+def check_comments(frame: pd.DataFrame, path: Path, on_empty: str = "error") -> pd.DataFrame:
+    """Reject (default) or, with ``on_empty="drop"``, drop with a printed count, rows whose
+    comment is missing or only white space: the model cannot learn from them."""
+    if on_empty not in ("error", "drop"):
+        raise ValueError(f"on_empty must be 'error' or 'drop', got {on_empty!r}")
+    text = frame[TEXT_COLUMN]
+    empty = text.isna() | (text.fillna("").str.strip() == "")
+    if not empty.any():
+        return frame
+    ids = frame.loc[empty, ID_COLUMN].head(5).tolist()
+    if on_empty == "error":
+        raise ValueError(
+            f"{path}: {int(empty.sum())} row(s) have an empty or missing comment_text (ids e.g. {ids}). "
+            "Expected non-empty text in every row; fix the file or pass on_empty='drop'."
+        )
+    print(f"Dropped {int(empty.sum())} row(s) of {path.name} with empty comment_text (ids e.g. {ids}).")
+    return frame.loc[~empty].reset_index(drop=True)
+
+
+def check_labels(frame: pd.DataFrame, path: Path, columns: tuple[str, ...] = LABEL_COLUMNS) -> pd.DataFrame:
+    """Labels must be exactly 0 or 1; anything else (text, 2, -1 in train, blanks) is an error."""
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() | ~values.isin([0, 1])
+        if bad.any():
+            examples = frame.loc[bad, column].head(3).tolist()
+            raise ValueError(
+                f"{path}: column {column!r} must hold only 0 or 1; found {examples} in "
+                f"{int(bad.sum())} row(s) (first id {frame.loc[bad, ID_COLUMN].iloc[0]})."
+            )
+        frame[column] = values.astype("int8")
+    return frame
+
+
+def load_train(source: DataSource, on_empty: str = "error") -> pd.DataFrame:
+    """Kaggle's train.csv, checked."""
+    path = find_file(source.path, "train.csv")
+    frame = read_csv_checked(path, (ID_COLUMN, TEXT_COLUMN, *LABEL_COLUMNS))
+    frame = check_comments(frame, path, on_empty)
+    return check_labels(frame, path)[[ID_COLUMN, TEXT_COLUMN, *LABEL_COLUMNS]]
+
+
+def load_test(source: DataSource, on_empty: str = "error") -> tuple[pd.DataFrame, int]:
+    """Kaggle's test.csv joined with test_labels.csv; rows labelled -1 (never scored) dropped.
+
+    Returns the labelled test rows and how many unscored rows were dropped.
+    """
+    text_path = find_file(source.path, "test.csv")
+    labels_path = find_file(source.path, "test_labels.csv")
+    texts = read_csv_checked(text_path, (ID_COLUMN, TEXT_COLUMN))
+    labels = read_csv_checked(labels_path, (ID_COLUMN, *LABEL_COLUMNS))
+    unmatched = set(texts[ID_COLUMN]).symmetric_difference(labels[ID_COLUMN])
+    if unmatched:
+        raise ValueError(
+            f"{text_path.name} and {labels_path.name} must list the same ids; "
+            f"{len(unmatched)} id(s) appear in only one, e.g. {sorted(unmatched)[:3]}"
+        )
+    numeric = labels[list(LABEL_COLUMNS)].apply(pd.to_numeric, errors="coerce")
+    unscored = (numeric == -1).all(axis=1)
+    partly = (numeric == -1).any(axis=1) & ~unscored
+    if partly.any():
+        raise ValueError(f"{labels_path}: {int(partly.sum())} row(s) mix -1 with 0/1 labels; "
+                         "expected -1 in all six columns (unscored) or none")
+    labels = check_labels(labels.loc[~unscored].copy(), labels_path)
+    test = texts.merge(labels, on=ID_COLUMN, how="inner", validate="one_to_one")
+    test = check_comments(test, text_path, on_empty)
+    return test[[ID_COLUMN, TEXT_COLUMN, *LABEL_COLUMNS]], int(unscored.sum())
+
+
+def random_row_ids(source: DataSource) -> set[str] | None:
+    """Ids of the plain random draw in ``train_random_ids.csv`` when the folder has one."""
+    path = source.path / RANDOM_IDS_FILE
+    if not path.is_file():
+        return None
+    return set(read_csv_checked(path, (ID_COLUMN,))[ID_COLUMN])
+
+
+def add_binary_label(frame: pd.DataFrame, rule: str = "toxic") -> pd.DataFrame:
+    """Add the 0/1 ``label`` column: the ``toxic`` column (the article's rule) or ``any`` of
+    the six labels."""
+    if rule not in LABEL_RULES:
+        raise ValueError(f"label_rule must be one of {LABEL_RULES}, got {rule!r}")
+    labelled = frame.copy()
+    if rule == "toxic":
+        labelled[TARGET_COLUMN] = labelled["toxic"].astype("int8")
+    else:
+        labelled[TARGET_COLUMN] = labelled[list(LABEL_COLUMNS)].max(axis=1).astype("int8")
+    return labelled
+
+
+def _counts(label: pd.Series) -> dict[str, int | float]:
+    return {"non_toxic": int((label == 0).sum()), "toxic": int((label == 1).sum()),
+            "toxic_share": float(label.mean())}
+
+
+def class_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Non-toxic / toxic counts and toxic share under each binary label rule."""
+    return pd.DataFrame({rule: _counts(add_binary_label(frame, rule)[TARGET_COLUMN])
+                         for rule in LABEL_RULES}).T.rename_axis("rule").astype(
+        {"non_toxic": int, "toxic": int})
+
+
+def split_counts(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Non-toxic / toxic counts and toxic share of each labelled split."""
+    return pd.DataFrame({name: _counts(frame[TARGET_COLUMN]) for name, frame in splits.items()}).T.astype(
+        {"non_toxic": int, "toxic": int})
+
+
+def majority_accuracy(labels: pd.Series | np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent class: the number any model must beat."""
+    labels = np.asarray(labels)
+    share = float(labels.mean())
+    return max(share, 1.0 - share)
+
+
+def stratified_sample(frame: pd.DataFrame, rows: int | None, seed: int) -> pd.DataFrame:
+    """A seeded, class-stratified subset of ``rows`` rows (all rows when ``rows`` is None)."""
+    if rows is None or rows >= len(frame):
+        return frame.reset_index(drop=True)
+    require_two_per_class(frame, "the rows to sample from")
+    kept, _ = train_test_split(frame, train_size=int(rows), stratify=frame[TARGET_COLUMN],
+                               random_state=seed)
+    return kept.sort_index().reset_index(drop=True)
+
+
+def require_two_per_class(frame: pd.DataFrame, what: str) -> None:
+    counts = frame[TARGET_COLUMN].value_counts()
+    for value in (0, 1):
+        if counts.get(value, 0) < 2:
+            raise ValueError(
+                f"{what}: class {value} ({'toxic' if value else 'non-toxic'}) has "
+                f"{int(counts.get(value, 0))} row(s); a stratified split needs at least 2 per class."
+            )
+
+
+def split_train_validation(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified, seeded train/validation split. Do this BEFORE any resampling."""
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction!r}")
+    require_two_per_class(frame, "train.csv")
+    train, validation = train_test_split(frame, test_size=validation_fraction,
+                                         stratify=frame[TARGET_COLUMN], random_state=seed)
+    return train.sort_index().reset_index(drop=True), validation.sort_index().reset_index(drop=True)
+
+
+def undersample_majority(train: pd.DataFrame, target_share: float, seed: int) -> tuple[pd.DataFrame, str]:
+    """Drop non-toxic training rows until toxic rows make up ``target_share``.
+
+    When the split is already at or above the target (the enriched shared sample is), it is
+    kept unchanged: undersampling cannot lower the toxic share, and oversampling is the
+    augmentation lesson's job. Returns the frame and a sentence saying what happened.
+    """
+    if not 0.0 < target_share < 1.0:
+        raise ValueError(f"target_toxic_share must be between 0 and 1, got {target_share!r}")
+    toxic = train[train[TARGET_COLUMN] == 1]
+    clean = train[train[TARGET_COLUMN] == 0]
+    share = len(toxic) / len(train)
+    if share >= target_share:
+        return train, (f"The training split is already {share:.1%} toxic, at or above the target "
+                       f"{target_share:.0%}: kept as is ({len(train)} rows).")
+    keep_clean = int(round(len(toxic) * (1 - target_share) / target_share))
+    kept = pd.concat([toxic, clean.sample(n=keep_clean, random_state=seed)]).sort_index()
+    return kept.reset_index(drop=True), (
+        f"Undersampled non-toxic training rows from {len(clean)} to {keep_clean}: toxic share "
+        f"{share:.1%} -> {len(toxic) / len(kept):.1%} ({len(kept)} rows).")
+
+
+def split_path(artifacts_dir: str | os.PathLike, split: str, variant: str | None = None) -> Path:
+    """Where a split is stored: ``data/<split>.parquet`` (``data/train_<variant>.parquet``)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    name = split if variant in (None, "", "unbalanced") else f"{split}_{variant}"
+    return Path(artifacts_dir) / SPLIT_DIR / f"{name}.parquet"
+
+
+def load_split(artifacts_dir: str | os.PathLike, split: str, variant: str | None = None) -> pd.DataFrame:
+    """Read a split written by 01_data (or the balanced train set written by 02_augmentation)."""
+    from toxhelpers.artifacts import read_parquet
+
+    producer = "02_augmentation.ipynb" if variant not in (None, "", "unbalanced") else "01_data.ipynb"
+    return read_parquet(split_path(artifacts_dir, split, variant), produced_by=producer)
+
+
+def announce_source(source: DataSource) -> str:
+    """One line saying where the data came from; a loud banner for the demo set."""
+    if source.is_demo:
+        banner = (
+            "!" * 78 + "\n"
+            "DEMO DATA: no Jigsaw data was found, so these lessons run on a tiny set of comments\n"
+            "written by the toxhelpers authors. Every number below is meaningless for toxic-\n"
+            f"comment detection. Point data_dir (or ${DATA_DIR_ENV}) at Kaggle's download, or unzip\n"
+            f"it into {CONVENTIONAL_DIR}/ (see the README).\n" + "!" * 78
+        )
+        print(banner)
+        return banner
+    line = f"Data: {source.path} (found via {source.origin})"
+    print(line)
+    return line
+
+
+def data_files(source: DataSource) -> dict[str, dict[str, str]]:
+    """Each input file with its sha256, for the run record."""
+    from toxhelpers.artifacts import sha256_file
+
+    files = {}
+    for name in ("train.csv", "test.csv", "test_labels.csv"):
+        path = find_file(source.path, name)
+        files[path.name] = {"path": str(path), "sha256": sha256_file(path)}
+    random_ids = source.path / RANDOM_IDS_FILE
+    if random_ids.is_file():
+        files[RANDOM_IDS_FILE] = {"path": str(random_ids), "sha256": sha256_file(random_ids)}
+    return files
+
+
+def select_train_rows(train: pd.DataFrame, source: DataSource, train_rows: str = "all") -> pd.DataFrame:
+    """``"all"`` rows of train.csv, or only the ``"natural"`` plain random draw listed in
+    ``train_random_ids.csv`` (the shared sample has one; its other rows over-represent toxic
+    comments). Selecting before the split keeps validation at the same prevalence as training."""
+    if train_rows not in TRAIN_ROW_CHOICES:
+        raise ValueError(f"train_rows must be one of {TRAIN_ROW_CHOICES}, got {train_rows!r}")
+    if train_rows == "all":
+        return train
+    ids = random_row_ids(source)
+    if ids is None:
+        raise FileNotFoundError(
+            f"train_rows='natural' needs {source.path / RANDOM_IDS_FILE} (ids of a plain random "
+            "draw); this data folder has none. A full Kaggle download is already natural: use 'all'."
+        )
+    selected = train[train[ID_COLUMN].isin(ids)].reset_index(drop=True)
+    missing = len(ids) - len(selected)
+    if missing:
+        raise ValueError(f"{RANDOM_IDS_FILE} lists {missing} id(s) that train.csv does not have")
+    return selected

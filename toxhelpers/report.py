@@ -53,6 +53,7 @@ class Recorder:
             "metrics": {},
             "inputs": {},
             "figures": [],
+            "headline": [],
         }
         self._save()
 
@@ -68,6 +69,18 @@ class Recorder:
             self._record["metrics"][f"{self.section}.{prefix}{key}"] = value
         self._save()
         return values
+
+    def headline(self, label: str, value: float, key: str | None = None,
+                 baseline: float | None = None, article: float | None = None) -> float:
+        """A number for the run's one-page summary, beside the majority-class baseline and the
+        article's published figure where they exist (``key`` also stores it as a metric)."""
+        self._record["headline"] = [row for row in self._record["headline"] if row["label"] != label]
+        self._record["headline"].append({"label": label, "value": value, "key": key,
+                                         "baseline": baseline, "article": article})
+        if key:
+            self._record["metrics"][f"{self.section}.{key}"] = value
+        self._save()
+        return value
 
     def table(self, frame: Any, prefix: str) -> Any:
         """Save every cell of a small DataFrame as ``<prefix>.<row>.<column>``; return the frame."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: where the real Jigsaw sample is, and the real bundled encoder.
+
+The shared sample (real Jigsaw rows) lives outside the repository, at ../shared/data/jigsaw-sample
+from the project root, or wherever $TOXHELPERS_SHARED_SAMPLE points. On a user's machine without
+it, the tests that need it skip with a reason; CI sets TOXHELPERS_REQUIRE_SHARED_SAMPLE=1 so that a
+missing sample fails instead of silently skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def shared_sample_dir() -> Path:
+    return Path(os.environ.get("TOXHELPERS_SHARED_SAMPLE",
+                               PROJECT_ROOT.parent / "shared" / "data" / "jigsaw-sample")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_sample() -> Path:
+    """The real Jigsaw rows; skip (or, in CI, fail) when they are not on this machine."""
+    folder = shared_sample_dir()
+    if not (folder / "train.csv").is_file():
+        message = (f"the shared Jigsaw sample is not at {folder} "
+                   "(set TOXHELPERS_SHARED_SAMPLE to its folder)")
+        if os.environ.get("TOXHELPERS_REQUIRE_SHARED_SAMPLE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bundled_checkpoint():
+    """The real bundled encoder (all-MiniLM-L6-v2 weights), hash-checked."""
+    from toxhelpers import pretrained
+
+    return pretrained.resolve_checkpoint(pretrained.BUNDLED, announce=False)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(bundled_checkpoint):
+    from toxhelpers import pretrained
+
+    return pretrained.load_tokenizer(bundled_checkpoint)

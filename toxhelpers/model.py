@@ -1,0 +1,184 @@
+"""The classifier: a pretrained encoder, a pooling step, and a small dense head.
+
+    input_ids, attention_mask -> encoder -> last_hidden_state (batch, tokens, hidden)
+        -> pooling: the [CLS] vector (the article) or the masked mean of all token vectors
+        -> head: Dense 256 -> Dropout -> Dense 32 -> Dropout -> Dense 1 (sigmoid)
+
+The head is its own small Keras model. That is what lets lesson 5 train it on pooled features
+computed once (fast) and then drop the very same head, weights unchanged, onto the encoder.
+
+Saving keeps the pieces apart too: the encoder in Hugging Face's format, the head's weights, the
+tokenizer and a JSON spec. Hugging Face TF layers inside a Keras model do not survive
+``model.save`` reliably; pieces do.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+import tf_keras
+
+from toxhelpers.artifacts import atomic_path, read_json, write_json
+from toxhelpers.losses import BinaryFocalLoss
+
+POOLINGS = ("cls", "mean")
+SPEC_FILE = "spec.json"
+
+
+@dataclass
+class ClassifierSpec:
+    """Everything needed to rebuild the classifier; saved beside its weights."""
+
+    pooling: str = "cls"
+    head_sizes: list[int] = field(default_factory=lambda: [256, 32])
+    head_dropout: float = 0.2
+    encoder_dropout: float = 0.2
+    attention_dropout: float = 0.2
+    max_length: int = 128
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.2
+    threshold: float = 0.5
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_pooling(self.pooling)
+        self.head_sizes = [int(size) for size in self.head_sizes]
+        if any(size < 1 for size in self.head_sizes):
+            raise ValueError(f"head sizes must be positive integers, got {self.head_sizes}")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_json(asdict(self), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ClassifierSpec":
+        return cls(**read_json(path))
+
+
+def check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+@tf_keras.utils.register_keras_serializable(package="toxhelpers")
+class ClsPooling(tf_keras.layers.Layer):
+    """The hidden state of the first token, [CLS]: the article's sentence vector."""
+
+    def call(self, hidden: tf.Tensor, attention_mask: tf.Tensor) -> tf.Tensor:
+        return hidden[:, 0, :]
+
+
+@tf_keras.utils.register_keras_serializable(package="toxhelpers")
+class MaskedMeanPooling(tf_keras.layers.Layer):
+    """The average of the token vectors, padding excluded (how all-MiniLM-L6-v2 was trained)."""
+
+    def call(self, hidden: tf.Tensor, attention_mask: tf.Tensor) -> tf.Tensor:
+        mask = tf.cast(attention_mask, hidden.dtype)[:, :, tf.newaxis]
+        return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+def pooling_layer(pooling: str) -> tf_keras.layers.Layer:
+    check_pooling(pooling)
+    return ClsPooling(name="cls_pooling") if pooling == "cls" else MaskedMeanPooling(name="mean_pooling")
+
+
+def build_head(hidden_size: int, sizes: list[int] | tuple[int, ...] = (256, 32), dropout: float = 0.2,
+               seed: int = 42) -> tf_keras.Sequential:
+    """Dense(ReLU) layers of the given sizes with dropout between, then one sigmoid unit."""
+    initializer = tf_keras.initializers.GlorotUniform
+    layers: list[tf_keras.layers.Layer] = [tf_keras.Input(shape=(hidden_size,), name="pooled")]
+    for index, size in enumerate(sizes):
+        layers += [tf_keras.layers.Dense(size, activation="relu", name=f"dense_{size}",
+                                         kernel_initializer=initializer(seed=seed + index)),
+                   tf_keras.layers.Dropout(dropout, seed=seed + index, name=f"dropout_{index + 1}")]
+    layers.append(tf_keras.layers.Dense(1, activation="sigmoid", name="toxic_probability",
+                                        kernel_initializer=initializer(seed=seed + len(sizes))))
+    return tf_keras.Sequential(layers, name="head")
+
+
+def model_inputs() -> dict[str, tf_keras.Input]:
+    """Token ids and attention mask of any length (so batches can be trimmed to their content)."""
+    return {name: tf_keras.Input(shape=(None,), dtype=tf.int32, name=name)
+            for name in ("input_ids", "attention_mask")}
+
+
+def build_classifier(encoder: Any, head: tf_keras.Model, pooling: str = "cls") -> tf_keras.Model:
+    """Wire encoder -> pooling -> head into one Keras model taking input_ids and attention_mask."""
+    inputs = model_inputs()
+    hidden = encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    pooled = pooling_layer(pooling)(hidden, inputs["attention_mask"])
+    return tf_keras.Model(inputs=inputs, outputs=head(pooled), name="toxic_classifier")
+
+
+def build_feature_extractor(encoder: Any) -> tf_keras.Model:
+    """One encoder pass giving both pooled vectors, [CLS] and masked mean (for cached features)."""
+    inputs = model_inputs()
+    hidden = encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    return tf_keras.Model(inputs=inputs, outputs=[ClsPooling()(hidden, inputs["attention_mask"]),
+                                                  MaskedMeanPooling()(hidden, inputs["attention_mask"])],
+                          name="feature_extractor")
+
+
+def classification_metrics() -> list[tf_keras.metrics.Metric]:
+    """Accuracy can flatter a model under class imbalance; ROC-AUC and PR-AUC do not."""
+    return [tf_keras.metrics.BinaryAccuracy(name="accuracy"),
+            tf_keras.metrics.AUC(curve="ROC", name="roc_auc"),
+            tf_keras.metrics.AUC(curve="PR", name="pr_auc"),
+            tf_keras.metrics.Precision(name="precision"),
+            tf_keras.metrics.Recall(name="recall")]
+
+
+def compile_model(model: tf_keras.Model, learning_rate: float, gamma: float = 2.0, alpha: float = 0.2) -> tf_keras.Model:
+    """Adam at ``learning_rate`` (keyword ``learning_rate=``: old ``lr=`` is silently ignored),
+    binary focal loss, and the classification metrics."""
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss=BinaryFocalLoss(gamma=gamma, alpha=alpha), metrics=classification_metrics())
+    return model
+
+
+def parameter_counts(model: tf_keras.Model) -> dict[str, int]:
+    """Trainable vs frozen parameters: what an optimiser step actually updates."""
+    trainable = int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
+    frozen = int(sum(np.prod(weight.shape) for weight in model.non_trainable_weights))
+    return {"trainable": trainable, "frozen": frozen, "total": trainable + frozen}
+
+
+def save_classifier(folder: str | os.PathLike, encoder: Any, head: tf_keras.Model, tokenizer: Any,
+                    spec: ClassifierSpec) -> Path:
+    """Save the encoder (Hugging Face format), head weights, tokenizer and spec under ``folder``.
+
+    The spec is written last, so a folder without spec.json is never mistaken for a finished save.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(folder / "encoder")
+    tokenizer.save_pretrained(folder / "tokenizer")
+    with atomic_path(folder / "head.weights.h5") as tmp:
+        head.save_weights(str(tmp), save_format="h5")
+    spec.save(folder / SPEC_FILE)
+    return folder
+
+
+def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, ClassifierSpec]:
+    """Rebuild a classifier saved by :func:`save_classifier`: (model, tokenizer, spec)."""
+    from transformers import AutoTokenizer, TFAutoModel
+
+    from toxhelpers.pretrained import quiet_transformers
+
+    folder = Path(folder)
+    if not (folder / SPEC_FILE).is_file():
+        raise FileNotFoundError(f"{folder} holds no saved classifier (no {SPEC_FILE}); "
+                                "06_finetuning.ipynb writes one")
+    quiet_transformers()
+    spec = ClassifierSpec.load(folder / SPEC_FILE)
+    encoder = TFAutoModel.from_pretrained(folder / "encoder")
+    head = build_head(encoder.config.hidden_size, spec.head_sizes, spec.head_dropout)
+    head.load_weights(str(folder / "head.weights.h5"))
+    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    return build_classifier(encoder, head, spec.pooling), tokenizer, spec

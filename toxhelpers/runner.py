@@ -34,22 +34,30 @@ Values come from :class:`toxhelpers.report.Recorder` files (``artifacts/metrics/
 that the notebooks write, never from scraping cell output.
 
 Resume
-    Rerunning into the same folder skips a notebook when its manifest says it completed with
+    Rerunning into the same folder skips a notebook when its manifest (``.state/NN_*.json``) says
+    it completed with
     (1) the same key: the notebook's cell sources, the parameters it received, the toxhelpers code
-    (every module except this runner), the key package versions, the kernel, and the data folder
-    that ``data_dir`` resolves to; (2) the same inputs: every artifact file present when it ran,
-    except files produced by itself or later notebooks, with the same sha256 now, and no new
-    such file; plus the data files and weights its record lists as inputs, re-hashed;
-    (3) the same outputs: every artifact file it created or rewrote, and its executed notebook and
-    HTML, still present with the recorded sha256. Anything else reruns it, printing why. Because
-    inputs are compared by content, a notebook after a rerun one reruns only if what it reads
-    actually changed. ``--force`` reruns everything.
-    A notebook's manifest is deleted before it runs and written only after it and its HTML
-    completed, and every artifact is written atomically (temp file + rename), so an interrupted
-    or failed run never leaves anything a resume would trust. Before a rerun, the files the
-    notebook produced last time are deleted, so no stale output survives.
-    Not detected: a hub checkpoint name resolving to different weights (e.g. the hub became
-    reachable after an offline run used the bundled fallback); use ``--force``.
+        (every module except this runner), the key package versions, the kernel, and the data
+        folder ``data_dir`` resolves to (so a newly downloaded data set is not ignored);
+    (2) the same inputs: every artifact file that existed when it ran, except files written by
+        itself or by later notebooks, still has the same sha256; and the data files and weights
+        its record lists as inputs (``recorder.input``) re-hash the same;
+    (3) its outputs intact: every artifact file it created or rewrote, its executed notebook and
+        its HTML are present with the recorded sha256.
+    Anything else reruns it, and the reason is printed. Inputs are compared by content, so after a
+    rerun a later notebook reruns only if what it reads actually changed (a notebook's record holds
+    its parameters, so a parameter change always reaches the notebooks after it). ``--force``
+    reruns everything.
+    Which notebook wrote which file is kept in ``.state/owners.json``, also for a notebook that
+    failed or was interrupted, so files a broken run left behind never count as an earlier
+    notebook's inputs. A notebook's manifest is deleted before it runs and written only after it
+    and its HTML completed; every artifact is written atomically (temp file + rename; leftover
+    temp and hidden files are ignored), so an interrupted or failed run never leaves anything a
+    resume would trust. Before a rerun, the files the notebook wrote last time are deleted, so no
+    stale output survives.
+    Not detected: a file appearing that an unchanged notebook would read but did not exist when it
+    ran, and a hub checkpoint name resolving to other weights than last time (e.g. the hub became
+    reachable after an offline run used the bundled fallback). Use ``--force`` for those.
 
 Reproducibility
     Same parameters and seed give identical splits (``data.split_hash.*``; tests check it) and
@@ -93,8 +101,9 @@ NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 DEFAULT_PROFILE = "demo"
 KERNEL = "python3"
 # The kernel process writes its own log to our stderr; keep only its errors (ipykernel 7 warns
-# about unencrypted local TCP on every start, which is noise for a local headless run).
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# about unencrypted local TCP on every start and logs the shutdown interrupt as an error: noise
+# for a local headless run; the notebook's own errors come back through papermill).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 RUNNER_SET = "artifacts_dir"  # always set by the runner, never by the user
 PATH_SUFFIXES = ("_dir", "_path", "_file")
 CODE_EXCLUDED = {"runner.py", "__main__.py"}  # how reports are made does not change results
@@ -406,12 +415,41 @@ class Context:
         except (OSError, ValueError):
             return None
 
-    def owned_from(self, notebook: Path) -> set[str]:
-        """Artifact files produced by this notebook or a later one (by their manifests)."""
-        owned: set[str] = set()
-        for later in self.notebooks[self.notebooks.index(notebook):]:
-            owned.update((self.manifest(later) or {}).get("outputs", {}))
+    def owners(self) -> dict[str, str]:
+        """{artifact file: notebook that last wrote it}, kept across runs (see :func:`claim`)."""
+        path = self.folder.state / "owners.json"
+        try:
+            return read_json(path) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def owned_from(self, notebook: Path, offset: int = 0) -> set[str]:
+        """Artifact files written by this notebook (``offset=1``: by a later one) or after it.
+
+        A lesson only reads what earlier lessons wrote, so these never count as its inputs.
+        """
+        names = [path.name for path in self.notebooks]
+        later = set(names[names.index(notebook.name) + offset:])
+        owned = {rel for rel, owner in self.owners().items() if owner in later}
+        for name in later:
+            owned.update((self.manifest(self.notebooks[names.index(name)]) or {}).get("outputs", {}))
         return owned
+
+
+def changed_files(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Files created or rewritten (new content or new mtime) between two snapshots."""
+    return {rel: info for rel, info in after.items() if before.get(rel) != info}
+
+
+def claim(ctx: Context, notebook: Path, files: Sequence[str]) -> None:
+    """Note in the ownership ledger that ``notebook`` wrote ``files``.
+
+    Done after success and also after a failure or Ctrl-C, so files a broken run left behind
+    are still known to belong to that notebook and are never taken for an earlier one's inputs.
+    """
+    owners = ctx.owners()
+    owners.update({rel: notebook.name for rel in files})
+    write_json(owners, ctx.folder.state / "owners.json")
 
 
 def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -464,9 +502,8 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
         if relative not in current or current[relative]["sha256"] != info["sha256"]:
             return False, f"output artifacts/{relative} missing or changed"
     owned = ctx.owned_from(notebook)
-    before = {rel: info["sha256"] for rel, info in manifest.get("inputs", {}).items() if rel not in owned}
-    now = {rel: info["sha256"] for rel, info in current.items() if rel not in owned}
-    changed = sorted(rel for rel in set(before) | set(now) if before.get(rel) != now.get(rel))
+    changed = sorted(rel for rel, info in manifest.get("inputs", {}).items()
+                     if rel not in owned and current.get(rel, {}).get("sha256") != info["sha256"])
     if changed:
         return False, f"input artifacts changed: {_first(changed)}"
     for path, sha in manifest.get("recorded_inputs", {}).items():
@@ -485,11 +522,8 @@ def clear_previous(ctx: Context, notebook: Path) -> None:
 
 def write_manifest(ctx: Context, notebook: Path, before: dict[str, dict[str, Any]], wall: float) -> dict[str, Any]:
     """Record what a completed notebook read and wrote (only called after it succeeded)."""
-    after = snapshot(ctx.folder.artifacts, ctx.hasher)
-    outputs = {rel: info for rel, info in after.items() if before.get(rel) != info}
-    later = set()
-    for other in ctx.notebooks[ctx.notebooks.index(notebook) + 1:]:
-        later.update((ctx.manifest(other) or {}).get("outputs", {}))
+    outputs = changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))
+    later = ctx.owned_from(notebook, offset=1)
     inputs = {rel: info for rel, info in before.items() if rel not in outputs and rel not in later}
     sections = sorted(Path(rel).stem for rel in outputs if rel.startswith("metrics/") and rel.endswith(".json"))
     recorded: dict[str, str] = {}
@@ -500,6 +534,7 @@ def write_manifest(ctx: Context, notebook: Path, before: dict[str, dict[str, Any
     manifest = {"notebook": notebook.name, "key_parts": ctx.key_parts(notebook), "inputs": inputs,
                 "outputs": outputs, "recorded_inputs": recorded, "run_files": run_files,
                 "sections": sections, "wall_seconds": round(wall, 2), "finished_at": _now()}
+    claim(ctx, notebook, list(outputs))
     write_json(manifest, ctx.folder.manifest(notebook))
     return manifest
 
@@ -554,10 +589,22 @@ def describe_failure(notebook: Path, error: BaseException) -> Failure:
     numbers = [index for index, cell in enumerate(cells, 1) if "".join(cell["source"]) == source]
     cell = f"cell {numbers[0]} of {len(cells)}" if numbers else "a cell"
     cell += f" (In [{error.exec_count}])" if error.exec_count else ""
-    line = next((text.strip() for text in source.splitlines() if text.strip() and not text.strip().startswith("#")), "")
+    traceback = _strip_ansi("\n".join(error.traceback))
     evalue = str(error.evalue)
     evalue = evalue if len(evalue) <= 600 else evalue[:600] + " ..."
-    return Failure(notebook.name, cell, f"{error.ename}: {evalue}", line[:160], _strip_ansi("\n".join(error.traceback)))
+    return Failure(notebook.name, cell, f"{error.ename}: {evalue}", failing_line(source, traceback), traceback)
+
+
+def failing_line(source: str, traceback: str) -> str:
+    """The cell's line IPython's traceback points at (``Cell In[7], line 3``), else its first code line."""
+    import re
+
+    lines = source.splitlines()
+    found = re.search(r"Cell In\[\d*\], line (\d+)", traceback)
+    if found and 0 < int(found.group(1)) <= len(lines):
+        number = int(found.group(1))
+        return f"line {number}: {lines[number - 1].strip()[:160]}"
+    return next((text.strip()[:160] for text in lines if text.strip() and not text.strip().startswith("#")), "")
 
 
 def _strip_ansi(text: str) -> str:
@@ -912,9 +959,11 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
         execute(ctx, notebook, options.quiet)
     except KeyboardInterrupt:
         status.status, status.wall_seconds = "interrupted", round(time.monotonic() - clock, 2)
+        claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         raise
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
         status.wall_seconds = round(time.monotonic() - clock, 2)
+        claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         status.status, status.failure = "failed", describe_failure(notebook, error)
         _render_quietly(ctx, notebook)
         say(status.failure.message(ctx.folder))

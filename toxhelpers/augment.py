@@ -1,0 +1,741 @@
+"""Oversampling the toxic class of the TRAINING split by text augmentation (nlpaug).
+
+The article balances its training data by generating new toxic comments: each new text is an
+existing toxic comment with about 10% of its words changed (``aug_p = 0.1``). This module does
+that with several nlpaug augmenters, chosen by name (:data:`METHODS`):
+
+* ``word_embedding`` (default): swap words for near neighbours in a real embedding space, the
+  bundled encoder's own input word embeddings exported in word2vec format (paris -> france).
+* ``spelling``: common human misspellings, from the dictionary that ships with nlpaug.
+* ``keyboard``: one-character typos from neighbouring keys (character level).
+* ``random_swap`` / ``random_delete``: EDA-style swap of neighbouring words / deletion of words.
+* ``sentence_shuffle``: swap neighbouring sentences (sentence level).
+* ``contextual``: the article's method, a masked language model (DistilBERT/BERT) proposing
+  words in context. It needs PyTorch and a masked-LM checkpoint from the Hugging Face hub, so
+  offline it stops with :class:`ContextualUnavailable` instead of producing garbage.
+
+Guarantees the lesson relies on: only the training frame given is ever augmented; every new row
+keeps its ``source_id``; the same input and seed give the same texts (each text is augmented under
+its own seed derived from ``(seed, source_id, variant)``, so it does not depend on row order
+or on how many rows are generated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before nlpaug pulls in transformers)
+from toxhelpers.artifacts import atomic_path, sha256_file, write_parquet
+from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, SPLITS, TARGET_COLUMN, TEXT_COLUMN, split_path
+
+# --- the methods on offer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    """One augmentation method: its nlpaug family and class, and what it changes."""
+
+    name: str
+    family: str
+    nlpaug_class: str
+    changes: str
+    offline: bool
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("word_embedding", "word", "WordEmbsAug",
+           "swaps ~aug_p of the content words for one of their nearest neighbours in the bundled "
+           "encoder's input word-embedding space", True),
+    Method("spelling", "word", "SpellingAug",
+           "replaces ~aug_p of the words by a common human misspelling (nlpaug's dictionary)", True),
+    Method("keyboard", "character", "KeyboardAug",
+           "puts a one-character typo (a neighbouring key) into ~aug_p of the words", True),
+    Method("random_swap", "word", "RandomWordAug(action='swap')",
+           "swaps ~aug_p of the words with their neighbour (EDA's random swap)", True),
+    Method("random_delete", "word", "RandomWordAug(action='delete')",
+           "deletes ~aug_p of the words (EDA's random deletion)", True),
+    Method("sentence_shuffle", "sentence", "RandomSentAug",
+           "swaps ~aug_p of the sentences with a neighbouring sentence", True),
+    Method("contextual", "word", "ContextualWordEmbsAug",
+           "masks ~aug_p of the words and lets a masked language model (DistilBERT/BERT) fill in "
+           "a word that fits the context (the article's method)", False),
+)}
+OFFLINE_METHODS = tuple(name for name, m in METHODS.items() if m.offline)
+DEFAULT_METHOD = "word_embedding"
+DEFAULT_CONTEXTUAL_CHECKPOINT = "distilbert-base-uncased"
+
+# How many neighbours each substituting method draws from. Word embeddings: the 5 nearest (past
+# that, neighbours drift: stupid -> smarter). Contextual: nlpaug's default, weighted by the
+# masked-LM's probabilities.
+DEFAULT_TOP_K = {"word_embedding": 5, "contextual": 100}
+
+# nlpaug 1.1.11's "distilbert" model_type raises UnboundLocalError; its "bert" code path loads
+# DistilBERT checkpoints fine through AutoModelForMaskedLM.
+NLPAUG_MODEL_TYPE = {"bert": "bert", "distilbert": "bert"}
+# Weight names that only a checkpoint WITH a masked-LM head has (BERT / DistilBERT).
+MASKED_LM_HEAD_PREFIXES = ("cls.predictions.", "vocab_projector.", "vocab_transform.")
+PYTORCH_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+WORD_VECTORS_DIR = "augment"
+WORD_PATTERN = re.compile(r"[a-z]{2,}")  # whole lowercase words: no ##pieces, [unused], digits
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+WORD_CHARACTER = re.compile(r"\w")
+
+
+class ContextualUnavailable(RuntimeError):
+    """The contextual method cannot run here (no PyTorch, no hub, or no masked-LM head)."""
+
+
+def check_method(method: str) -> Method:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    return METHODS[method]
+
+
+def check_aug_p(aug_p: float) -> float:
+    if isinstance(aug_p, bool) or not isinstance(aug_p, (int, float)) or not 0.0 < aug_p <= 1.0:
+        raise ValueError(f"aug_p is the share of words to change, expected a number in (0, 1], got {aug_p!r}")
+    return float(aug_p)
+
+
+def method_table() -> pd.DataFrame:
+    """The methods as a table: family, nlpaug class, what they change, whether they run offline."""
+    return pd.DataFrame([m.__dict__ for m in METHODS.values()]).set_index("name")
+
+
+# --- building augmenters ----------------------------------------------------------------------
+
+
+def make_augmenter(method: str = DEFAULT_METHOD, aug_p: float = 0.1, *,
+                   artifacts_dir: str | os.PathLike | None = None, encoder: str = "bundled",
+                   contextual_checkpoint: str = DEFAULT_CONTEXTUAL_CHECKPOINT,
+                   top_k: int | None = None, aug_max: int | None = None) -> Any:
+    """An nlpaug augmenter for ``method`` changing about ``aug_p`` of the words of a text.
+
+    ``aug_max=None`` lifts nlpaug's default cap of 10 changed words, so that aug_p = 0.1 means
+    10% in long comments too. ``artifacts_dir`` is where ``word_embedding`` caches its vectors;
+    ``encoder`` is the checkpoint whose word embeddings it uses.
+    """
+    check_method(method)
+    aug_p = check_aug_p(aug_p)
+    top_k = DEFAULT_TOP_K.get(method) if top_k is None else int(top_k)
+    with quiet_nlpaug_import():
+        import nlpaug.augmenter.char as nac
+        import nlpaug.augmenter.sentence as nas
+        import nlpaug.augmenter.word as naw
+
+    if method == "word_embedding":
+        if artifacts_dir is None:
+            raise ValueError("method 'word_embedding' needs artifacts_dir, where it caches the word vectors")
+        vectors = load_word_vectors(ensure_word_vectors(artifacts_dir, encoder), top_k=top_k)
+        return naw.WordEmbsAug(model_type="word2vec", model=vectors, action="substitute", aug_p=aug_p,
+                               aug_max=aug_max, top_k=top_k, stopwords=stopwords())
+    if method == "spelling":
+        augmenter = naw.SpellingAug(aug_p=aug_p, aug_max=aug_max)
+        make_spelling_deterministic(augmenter)
+        return augmenter
+    if method == "keyboard":
+        # One wrong key per chosen word (a realistic typo), letters only.
+        return nac.KeyboardAug(aug_word_p=aug_p, aug_word_max=aug_max, aug_char_min=1, aug_char_max=1,
+                               include_special_char=False, include_numeric=False, include_upper_case=False)
+    if method in ("random_swap", "random_delete"):
+        return naw.RandomWordAug(action=method.split("_")[1], aug_p=aug_p, aug_max=aug_max)
+    if method == "sentence_shuffle":
+        # nlpaug's default sentence splitter needs NLTK's punkt data (not installed); a
+        # punctuation rule is enough for swapping neighbouring sentences.
+        return nas.RandomSentAug(mode="neighbor", aug_p=aug_p, aug_max=aug_max, tokenizer=split_sentences)
+    return contextual_augmenter(contextual_checkpoint, aug_p, top_k=top_k, aug_max=aug_max)
+
+
+@contextlib.contextmanager
+def quiet_nlpaug_import() -> Iterator[None]:
+    """nlpaug's word module imports transformers (and through it TensorFlow): keep its
+    start-up warnings out of the lesson."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences split after . ! or ? followed by white space."""
+    return [sentence for sentence in SENTENCE_END.split(text) if sentence]
+
+
+def stopwords() -> set[str]:
+    """English function words (scikit-learn's list) in lower, Capitalised and UPPER case.
+
+    Swapping "the" for its embedding neighbours ("an", "of") only breaks grammar, and "not" ->
+    "no" can flip a meaning, so word_embedding leaves these words alone. nlpaug compares
+    tokens case-sensitively, hence the three spellings.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return {variant for word in ENGLISH_STOP_WORDS for variant in (word, word.capitalize(), word.upper())}
+
+
+def make_spelling_deterministic(augmenter: Any) -> None:
+    """Sort SpellingAug's candidate lists in place.
+
+    nlpaug builds them with ``list(set(...))``, whose order depends on Python's per-process
+    string hashing: without sorting, the same seed picks different misspellings in two runs.
+    """
+    for candidates in augmenter.model.dict.values():
+        candidates.sort()
+
+
+# --- word vectors from the bundled encoder -------------------------------------------------------
+
+
+def word_vectors_path(artifacts_dir: str | os.PathLike, weights_sha256: str) -> Path:
+    """Where the exported vectors of the encoder with these weights are cached."""
+    return Path(artifacts_dir) / WORD_VECTORS_DIR / f"word_vectors_{weights_sha256[:12]}.w2v.bin"
+
+
+def ensure_word_vectors(artifacts_dir: str | os.PathLike, encoder: str = "bundled") -> Path:
+    """The encoder's word vectors in word2vec format, exported once and reused afterwards."""
+    from toxhelpers import pretrained
+
+    checkpoint = pretrained.resolve_checkpoint(encoder, announce=False)
+    path = word_vectors_path(artifacts_dir, checkpoint.weights_sha256)
+    if not path.is_file():
+        export_word_vectors(checkpoint.path, path)
+    return path
+
+
+def encoder_word_embeddings(folder: Path) -> tuple[list[str], np.ndarray]:
+    """The vocabulary and input word-embedding matrix of a BERT-family checkpoint folder.
+
+    Read straight from ``model.safetensors`` with numpy: no TensorFlow or PyTorch needed.
+    """
+    from safetensors import safe_open
+
+    weights = folder / "model.safetensors"
+    if not weights.is_file() or not (folder / "vocab.txt").is_file():
+        raise FileNotFoundError(f"{folder} needs model.safetensors and vocab.txt to export word vectors")
+    with safe_open(str(weights), framework="numpy") as handle:
+        names = [name for name in handle.keys() if name.endswith("word_embeddings.weight")]
+        if len(names) != 1:
+            raise ValueError(f"{weights}: expected one '*word_embeddings.weight' tensor, found {names}")
+        matrix = handle.get_tensor(names[0])
+    vocabulary = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    if len(vocabulary) != matrix.shape[0]:
+        raise ValueError(f"{folder}: vocab.txt has {len(vocabulary)} tokens, the embeddings {matrix.shape[0]} rows")
+    return vocabulary, matrix
+
+
+def export_word_vectors(folder: Path, path: str | os.PathLike) -> Path:
+    """Write the whole-word rows of an encoder's input embeddings as a word2vec binary file.
+
+    Word pieces (``##ing``), ``[unused]`` and special tokens, digits, punctuation and one-letter
+    tokens are left out: WordEmbsAug substitutes whole words. Written atomically.
+    """
+    from gensim.models import KeyedVectors
+
+    vocabulary, matrix = encoder_word_embeddings(Path(folder))
+    keep = [index for index, token in enumerate(vocabulary) if WORD_PATTERN.fullmatch(token)]
+    vectors = KeyedVectors(vector_size=matrix.shape[1], count=0)
+    vectors.add_vectors([vocabulary[index] for index in keep], matrix[keep].astype(np.float32))
+    with atomic_path(path) as tmp:
+        vectors.save_word2vec_format(str(tmp), binary=True)
+    return Path(path)
+
+
+class CaseInsensitiveVocabulary(list):
+    """The word list nlpaug samples from, with fast, case-insensitive membership tests.
+
+    WordEmbsAug checks ``token in model.get_vocab()`` for every token; on a plain 21,000-word
+    list that is a linear scan each time (and misses "IDIOT" in an uncased vocabulary).
+    """
+
+    def __init__(self, words: Sequence[str]):
+        super().__init__(words)
+        self._words = frozenset(words)
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and word.lower() in self._words
+
+
+def match_case(model_word: str, like: str) -> str:
+    """``model_word`` written in the case of ``like``: IDIOT -> FOOL, Idiot -> Fool."""
+    if len(like) > 1 and like.isupper():
+        return model_word.upper()
+    if like[:1].isupper():
+        return model_word.capitalize()
+    return model_word
+
+
+def same_stem(a: str, b: str) -> bool:
+    """Whether two words look like forms of one word (edit/editing, big/bigger).
+
+    The nearest neighbours of a word are often its own inflections; swapping those in adds no
+    new word and mostly breaks grammar, so word_embedding skips them.
+    """
+    prefix = os.path.commonprefix([a, b])
+    return len(prefix) >= min(len(a), len(b), 4)
+
+
+def load_word_vectors(path: str | os.PathLike, top_k: int = 5) -> Any:
+    """Word vectors read by nlpaug's own word2vec reader, made case-aware (see
+    :class:`CaseInsensitiveVocabulary` and :func:`match_case`)."""
+    with quiet_nlpaug_import():
+        import nlpaug.model.word_embs as nmw
+
+    class EncoderWordVectors(nmw.Word2vec):
+        def read(self, file_path: str, max_num_vector: int | None = None) -> None:
+            super().read(file_path, max_num_vector)
+            self.words = CaseInsensitiveVocabulary(self.words)
+
+        def predict(self, word: str, n: int = 1) -> list[str]:
+            lowered = word.lower()
+            similar = [candidate for candidate, _ in self.model.most_similar(lowered, topn=4 * self.top_k)]
+            other_words = [candidate for candidate in similar if not same_stem(candidate, lowered)]
+            return [match_case(candidate, word) for candidate in (other_words or similar)[: self.top_k]]
+
+    vectors = EncoderWordVectors(top_k=top_k)
+    vectors.read(str(path))
+    return vectors
+
+
+# --- the contextual (masked-LM) method -----------------------------------------------------------
+
+
+def contextual_augmenter(checkpoint: str, aug_p: float, top_k: int | None = 100,
+                         aug_max: int | None = None) -> Any:
+    """nlpaug's ContextualWordEmbsAug on a PyTorch masked-LM checkpoint (the article's method)."""
+    folder, model_type = resolve_masked_lm(checkpoint)
+    with quiet_nlpaug_import():
+        import nlpaug.augmenter.word as naw
+
+    # force_reload: nlpaug caches models by folder *name*, so two checkpoints in folders with
+    # the same name would otherwise share one model.
+    return naw.ContextualWordEmbsAug(model_path=str(folder), model_type=model_type, action="substitute",
+                                     aug_p=aug_p, aug_max=aug_max, top_k=top_k, device="cpu",
+                                     force_reload=True)
+
+
+def contextual_unavailable(reason: str) -> ContextualUnavailable:
+    alternatives = ", ".join(OFFLINE_METHODS)
+    return ContextualUnavailable(
+        f"The 'contextual' method cannot run: {reason}. It needs PyTorch (pip install "
+        f"'toxhelpers[contextual]') and a PyTorch masked-language-model checkpoint with its "
+        f"masked-LM head: 'distilbert-base-uncased' or 'bert-base-uncased' from the Hugging Face "
+        f"hub, or a local folder holding one. Without them, choose an offline method: "
+        f"{alternatives} (default: {DEFAULT_METHOD})."
+    )
+
+
+def resolve_masked_lm(checkpoint: str) -> tuple[Path, str]:
+    """The local folder of a PyTorch masked-LM checkpoint and nlpaug's model_type for it.
+
+    Raises :class:`ContextualUnavailable` naming the alternatives when torch is missing, the
+    hub is unreachable, or the weights have no masked-LM head (the bundled encoder has none:
+    predicting words with a randomly initialised head would produce garbage).
+    """
+    from toxhelpers import pretrained
+
+    if importlib.util.find_spec("torch") is None:
+        raise contextual_unavailable("PyTorch is not installed")
+    if not isinstance(checkpoint, str) or not checkpoint.strip():
+        raise ValueError(f"contextual_checkpoint must be a hub model name or a folder, got {checkpoint!r}")
+    folder = Path(checkpoint).expanduser()
+    if not folder.is_dir():
+        if checkpoint == pretrained.BUNDLED:
+            folder = pretrained.bundled_encoder_dir()
+        else:
+            resolved = pretrained.resolve_checkpoint(checkpoint, announce=False)
+            if resolved.source == "bundled fallback":
+                raise contextual_unavailable(f"the Hugging Face hub is not reachable, so {checkpoint!r} "
+                                             "cannot be downloaded")
+            folder = resolved.path
+    return folder, masked_lm_model_type(folder)
+
+
+def masked_lm_model_type(folder: Path) -> str:
+    """nlpaug's model_type for a checkpoint folder, after checking it can fill in masked words."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise contextual_unavailable(f"{folder} has no config.json (not a Hugging Face model folder)")
+    model_type = json.loads(config.read_text()).get("model_type")
+    if model_type not in NLPAUG_MODEL_TYPE:
+        raise contextual_unavailable(f"{folder} holds a {model_type!r} model; supported: "
+                                     f"{sorted(NLPAUG_MODEL_TYPE)}")
+    weights = next((folder / name for name in PYTORCH_WEIGHT_FILES if (folder / name).is_file()), None)
+    if weights is None:
+        raise contextual_unavailable(f"{folder} has no PyTorch weights ({' or '.join(PYTORCH_WEIGHT_FILES)}; "
+                                     "a TensorFlow-only tf_model.h5 cannot be used by nlpaug)")
+    if not any(name.startswith(MASKED_LM_HEAD_PREFIXES) for name in weight_names(weights)):
+        raise contextual_unavailable(f"the weights in {folder} have no masked-LM head (an encoder "
+                                     "without its word-prediction layer, like the bundled one)")
+    return NLPAUG_MODEL_TYPE[model_type]
+
+
+def weight_names(weights: Path) -> list[str]:
+    """Tensor names in a weights file, without loading the tensors."""
+    if weights.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="numpy") as handle:
+            return list(handle.keys())
+    import torch
+
+    return list(torch.load(weights, map_location="cpu", weights_only=True, mmap=True).keys())
+
+
+# --- augmenting one text, reproducibly -----------------------------------------------------------
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A seed for one text, from the run's seed and the text's identity (stable across runs
+    and machines, unlike Python's ``hash``)."""
+    digest = hashlib.blake2b(repr((int(seed), *parts)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+@contextlib.contextmanager
+def seeded(seed: int, torch_too: bool = False) -> Iterator[None]:
+    """Seed the random generators nlpaug draws from (``random`` and numpy; torch's CPU generator
+    too for the masked-LM method) and put the caller's generator states back afterwards.
+
+    Only torch's CPU generator is touched: ``torch.manual_seed`` also queues a CUDA seeding call
+    that records a stack trace each time, which costs more than many augmentations.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    torch = sys.modules.get("torch") if torch_too else None
+    torch_state = torch.default_generator.get_state() if torch is not None else None
+    random.seed(seed)
+    np.random.seed(seed)
+    if torch is not None:
+        torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        if torch is not None:
+            torch.default_generator.set_state(torch_state)
+
+
+def uses_torch(augmenter: Any) -> bool:
+    return type(augmenter).__name__ == "ContextualWordEmbsAug"
+
+
+def augment_text(augmenter: Any, text: str, seed: int) -> str:
+    """One augmented version of ``text``; the same text and seed always give the same result.
+
+    Empty or white-space-only text comes back as it is (there is nothing to change). nlpaug's
+    ``augment()`` returns a list; this returns the string. A result without a single word
+    character (empty, or only the "!" left after deleting the one word) falls back to the input
+    text, so no row ever ends up as an empty or word-less comment.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not text.strip():
+        return text
+    with seeded(seed, torch_too=uses_torch(augmenter)), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers' deprecation notes, per call
+        result = augmenter.augment(text)
+    if isinstance(result, list):
+        result = result[0] if result else ""
+    if not isinstance(result, str) or (WORD_CHARACTER.search(text) and not WORD_CHARACTER.search(result)):
+        return text  # nothing left but punctuation ("IDIOT!" -> "!"): not a comment of that class
+    return result
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two texts have the same word and punctuation tokens (ignoring spacing).
+
+    nlpaug re-joins tokens with single spaces ("couldn't" -> "couldn ' t"), so a string
+    comparison would call a merely re-spaced text "changed".
+    """
+    return a.split() == b.split() or tokens(a) == tokens(b)
+
+
+def tokens(text: str) -> list[str]:
+    return [token for token in re.split(r"(\W)", text) if token.strip()]
+
+
+def respace(text: str) -> str:
+    """What nlpaug's word and character augmenters do to the parts of a text they leave alone:
+    split into word and punctuation tokens, re-join with single spaces ("couldn't" -> "couldn ' t",
+    line breaks gone)."""
+    with quiet_nlpaug_import():
+        from nlpaug.util.text.tokenizer import Tokenizer
+
+    return Tokenizer.reverse_tokenizer(Tokenizer.tokenizer(text))
+
+
+def identical_token_share(tokenizer: Any, texts: Sequence[str], others: Sequence[str]) -> float:
+    """Share of text pairs the encoder's tokenizer turns into the very same token ids.
+
+    Used to check that nlpaug's re-spacing is invisible to the model (BERT's tokenizer splits
+    off punctuation and ignores spacing), so augmented rows carry no formatting tell-tale.
+    """
+    if len(texts) != len(others):
+        raise ValueError("texts and others must pair up")
+    if not len(texts):
+        return float("nan")
+    first = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    second = tokenizer(list(others), add_special_tokens=False)["input_ids"]
+    return float(np.mean([a == b for a, b in zip(first, second)]))
+
+
+# --- oversampling the training split -------------------------------------------------------------
+
+
+def target_share(target: str | float) -> float:
+    """The toxic share to reach: ``"balanced"`` is 0.5; a number in (0, 1) is taken as is."""
+    if target == "balanced":
+        return 0.5
+    if isinstance(target, (int, float)) and not isinstance(target, bool) and 0.0 < target < 1.0:
+        return float(target)
+    raise ValueError(f"target must be 'balanced' or a toxic share in (0, 1), got {target!r}")
+
+
+def rows_needed(train: pd.DataFrame, target: str | float = "balanced") -> int:
+    """How many toxic rows to add so toxic rows make up the target share (0 if already there)."""
+    share = target_share(target)
+    toxic = int((train[TARGET_COLUMN] == 1).sum())
+    clean = int((train[TARGET_COLUMN] == 0).sum())
+    return max(0, math.ceil(share / (1.0 - share) * clean - 1e-9) - toxic)
+
+
+def plan_variants(train: pd.DataFrame, needed: int, variants_per_row: int | None = None,
+                  max_augmented_rows: int | None = None, seed: int = 42) -> pd.DataFrame:
+    """Which toxic rows to augment and with which variant number: ``source_id``, ``variant``.
+
+    Variants are spread evenly: every toxic row (in a seeded random order) gets its first
+    variant before any row gets a second. ``variants_per_row=None`` uses as many as the target
+    needs; a smaller number, or ``max_augmented_rows``, stops earlier (with a notice).
+    """
+    check_training_frame(train)
+    toxic_ids = train.loc[train[TARGET_COLUMN] == 1, ID_COLUMN].to_numpy()
+    if needed > 0 and len(toxic_ids) == 0:
+        raise ValueError("the training split has no toxic rows to augment")
+    if variants_per_row is None:
+        variants_per_row = max(1, math.ceil(needed / max(len(toxic_ids), 1)))
+    if isinstance(variants_per_row, bool) or not isinstance(variants_per_row, (int, np.integer)) or variants_per_row < 1:
+        raise ValueError(f"variants_per_row must be a whole number >= 1 (or None), got {variants_per_row!r}")
+    if max_augmented_rows is not None and (not isinstance(max_augmented_rows, (int, np.integer))
+                                           or isinstance(max_augmented_rows, bool) or max_augmented_rows < 0):
+        raise ValueError(f"max_augmented_rows must be a whole number >= 0 (or None), got {max_augmented_rows!r}")
+    order = toxic_ids[np.random.default_rng(seed).permutation(len(toxic_ids))]
+    planned = min(needed, len(order) * int(variants_per_row))
+    if planned < needed:
+        print(f"NOTICE: {variants_per_row} variant(s) per toxic row give {planned:,} of the {needed:,} "
+              "rows the target needs; raise variants_per_row to reach it.")
+    if max_augmented_rows is not None and max_augmented_rows < planned:
+        print(f"NOTICE: max_augmented_rows={max_augmented_rows:,} caps the {planned:,} planned rows: "
+              "the result is not balanced (a quick run).")
+        planned = int(max_augmented_rows)
+    variant = np.arange(planned) // max(len(order), 1) + 1
+    source = order[np.arange(planned) % max(len(order), 1)] if planned else order[:0]
+    return pd.DataFrame({"source_id": pd.array(source, dtype="string"), "variant": variant.astype("int64")})
+
+
+def check_training_frame(train: pd.DataFrame) -> None:
+    """One clear error when the frame is not a split written by 01_data."""
+    required = [ID_COLUMN, TEXT_COLUMN, *LABEL_COLUMNS, TARGET_COLUMN]
+    missing = [column for column in required if column not in train.columns]
+    if missing:
+        raise ValueError(f"expected a training split with columns {required} (as written by "
+                         f"01_data.ipynb); missing {missing}")
+    if train[ID_COLUMN].duplicated().any():
+        raise ValueError("the training split's ids must be unique")
+
+
+@dataclass
+class AugmentationRun:
+    """What one oversampling run produced and how fast."""
+
+    method: str
+    rows_added: int
+    unchanged: int
+    retried: int
+    seconds: float
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.rows_added / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {"method": self.method, "rows_added": self.rows_added, "unchanged": self.unchanged,
+                "retried": self.retried, "seconds": round(self.seconds, 3),
+                "texts_per_s": round(self.texts_per_s, 1)}
+
+
+def progress_bar(total: int, description: str, enabled: bool = True) -> Any:
+    """A tqdm bar: a widget in Jupyter when ipywidgets is installed, plain text otherwise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm.auto warns when it falls back to text (no ipywidgets)
+        from tqdm.auto import tqdm
+    return tqdm(total=total, desc=description, unit="text", disable=not enabled, mininterval=1.0)
+
+
+def augment_rows(train: pd.DataFrame, plan: pd.DataFrame, augmenter: Any, method: str, seed: int = 42,
+                 attempts: int = 3, progress: bool = True) -> tuple[pd.DataFrame, AugmentationRun]:
+    """The new rows of ``plan``, built from lists in one go, and how the run went.
+
+    Each new row copies its source's labels, keeps ``source_id`` and gets the id
+    ``<source_id>-aug<variant>``. When a text comes back unchanged (nothing the method can
+    change, e.g. swapping words in a one-word comment), it is tried again with another seed, up
+    to ``attempts`` times; if it is still unchanged it is KEPT as a copy of its source (plain
+    oversampling for that row) with ``text_changed=False``, and counted.
+    """
+    check_training_frame(train)
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, got {attempts!r}")
+    sources = train.set_index(ID_COLUMN)
+    unknown = ~plan["source_id"].isin(sources.index)
+    if unknown.any():
+        raise ValueError(f"the plan names ids that are not training rows, e.g. {plan.loc[unknown, 'source_id'].head(3).tolist()}")
+    source_texts = sources.loc[plan["source_id"], TEXT_COLUMN].tolist()
+    texts, changed, retried = [], [], 0
+    start = time.perf_counter()
+    with progress_bar(len(plan), f"augment ({method})", progress) as bar:
+        for source_id, variant, text in zip(plan["source_id"], plan["variant"], source_texts):
+            new, attempt = text, 0
+            for attempt in range(attempts):
+                new = augment_text(augmenter, text, derived_seed(seed, source_id, int(variant), attempt))
+                if not same_words(new, text):
+                    break
+            retried += attempt > 0
+            texts.append(new)
+            changed.append(not same_words(new, text))
+            bar.update(1)
+    run = AugmentationRun(method, len(plan), changed.count(False), retried, time.perf_counter() - start)
+    labels = sources.loc[plan["source_id"], [*LABEL_COLUMNS, TARGET_COLUMN]].reset_index(drop=True)
+    new_rows = pd.DataFrame({
+        ID_COLUMN: pd.array([f"{s}-aug{v}" for s, v in zip(plan["source_id"], plan["variant"])], dtype="string"),
+        TEXT_COLUMN: pd.array(texts, dtype="string"),
+        **{column: labels[column].to_numpy() for column in labels.columns},
+        "source_id": pd.array(plan["source_id"], dtype="string"),
+        "augmented": np.ones(len(plan), dtype=bool),
+        "method": pd.array([method] * len(plan), dtype="string"),
+        "text_changed": np.array(changed, dtype=bool),
+    })
+    print(f"{method}: {run.rows_added:,} texts in {run.seconds:.1f} s = {run.texts_per_s:,.0f} texts/s; "
+          f"{run.retried:,} needed a retry, {run.unchanged:,} still unchanged after {attempts} attempts "
+          "(kept as copies of their source)")
+    return new_rows, run
+
+
+def with_provenance(train: pd.DataFrame) -> pd.DataFrame:
+    """The original training rows with the provenance columns of augmented rows."""
+    return train.assign(source_id=train[ID_COLUMN].astype("string"), augmented=False,
+                        method=pd.array(["original"] * len(train), dtype="string"), text_changed=False)
+
+
+def oversample_toxic(train: pd.DataFrame, augmenter: Any, method: str, target: str | float = "balanced",
+                     variants_per_row: int | None = None, max_augmented_rows: int | None = None,
+                     seed: int = 42, progress: bool = True) -> tuple[pd.DataFrame, AugmentationRun]:
+    """The training split plus augmented toxic rows up to ``target`` (all original rows kept)."""
+    plan = plan_variants(train, rows_needed(train, target), variants_per_row, max_augmented_rows, seed)
+    new_rows, run = augment_rows(train, plan, augmenter, method, seed=seed, progress=progress)
+    balanced = pd.concat([with_provenance(train), new_rows], ignore_index=True)
+    return balanced, run
+
+
+# --- guards: no leakage, untouched splits --------------------------------------------------------
+
+
+def check_no_leakage(balanced: pd.DataFrame, train: pd.DataFrame,
+                     held_out: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Fail loudly unless every augmented row comes from a training row and held-out rows are
+    nowhere in the balanced set. Returns the counts checked."""
+    from toxhelpers.artifacts import frame_hash
+
+    originals = balanced.loc[~balanced["augmented"], train.columns].reset_index(drop=True)
+    if frame_hash(originals) != frame_hash(train.reset_index(drop=True)):
+        raise AssertionError("the original rows of the balanced set differ from the training split")
+    augmented = balanced[balanced["augmented"]]
+    train_ids = set(train[ID_COLUMN])
+    foreign = set(augmented["source_id"]) - train_ids
+    if foreign:
+        raise AssertionError(f"augmented rows derived from non-training rows, e.g. {sorted(foreign)[:3]}")
+    for name, frame in held_out.items():
+        overlap = (set(balanced["source_id"]) | set(balanced[ID_COLUMN])) & set(frame[ID_COLUMN])
+        if overlap:
+            raise AssertionError(f"{name} rows in the balanced training set, e.g. {sorted(overlap)[:3]}")
+    if balanced[ID_COLUMN].duplicated().any():
+        raise AssertionError("ids in the balanced set are not unique")
+    source_labels = train.set_index(ID_COLUMN).loc[augmented["source_id"], [*LABEL_COLUMNS, TARGET_COLUMN]]
+    if not (source_labels.to_numpy() == augmented[[*LABEL_COLUMNS, TARGET_COLUMN]].to_numpy()).all():
+        raise AssertionError("an augmented row's labels differ from its source row's")
+    return {"augmented_rows": len(augmented), "source_rows": augmented["source_id"].nunique(),
+            **{f"{name}_rows_checked": len(frame) for name, frame in held_out.items()}}
+
+
+def split_file_hashes(artifacts_dir: str | os.PathLike) -> dict[str, str]:
+    """sha256 of each split file 01_data wrote: compared before and after augmenting."""
+    return {split: sha256_file(split_path(artifacts_dir, split)) for split in SPLITS}
+
+
+def write_balanced(balanced: pd.DataFrame, artifacts_dir: str | os.PathLike) -> Path:
+    """Write the balanced training set where ``data.load_split(..., variant="balanced")`` reads it."""
+    return write_parquet(balanced, split_path(artifacts_dir, "train", variant="balanced"))
+
+
+# --- comparing methods ---------------------------------------------------------------------------
+
+
+def describe_changes(before: str, after: str, limit: int = 6) -> str:
+    """The word-level edits from ``before`` to ``after``, e.g. ``big→huge; −monster; +the``."""
+    import difflib
+
+    old, new = tokens(before), tokens(after)
+    edits = []
+    for operation, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if operation == "replace":
+            edits.append(f"{' '.join(old[i1:i2])}→{' '.join(new[j1:j2])}")
+        elif operation == "delete":
+            edits.append(f"−{' '.join(old[i1:i2])}")
+        elif operation == "insert":
+            edits.append(f"+{' '.join(new[j1:j2])}")
+    shown = "; ".join(edits[:limit]) + (f"; … ({len(edits) - limit} more)" if len(edits) > limit else "")
+    return shown or "(no change)"
+
+
+def before_after(augmenters: dict[str, Any], texts: Sequence[str], seed: int = 42) -> pd.DataFrame:
+    """One row per (comment, method): the original, the augmented text and the edits made."""
+    rows = []
+    for number, text in enumerate(texts, start=1):
+        for method, augmenter in augmenters.items():
+            after = augment_text(augmenter, text, derived_seed(seed, "example", number))
+            rows.append({"comment": number, "method": method, "before": text, "after": after,
+                         "edits": describe_changes(text, after)})
+    return pd.DataFrame(rows)
+
+
+def substitution_candidates(vectors: Any, word: str) -> list[str]:
+    """The words word_embedding may put in place of ``word`` (its nearest neighbours that are
+    not forms of the word itself)."""
+    return vectors.predict(word)
+
+
+def measure_throughput(augmenter: Any, texts: Sequence[str], seed: int = 42) -> dict[str, float]:
+    """Texts per second on ``texts`` (one augmentation each, after one untimed warm-up call)
+    and the share of texts actually changed."""
+    if texts:
+        augment_text(augmenter, texts[0], seed)  # first-call set-up (e.g. vector norms) is not throughput
+    start = time.perf_counter()
+    outputs = [augment_text(augmenter, text, derived_seed(seed, "speed", i)) for i, text in enumerate(texts)]
+    seconds = time.perf_counter() - start
+    return {"texts": len(texts), "seconds": seconds, "texts_per_s": len(texts) / seconds if seconds else float("nan"),
+            "changed_share": float(np.mean([not same_words(o, t) for o, t in zip(outputs, texts)])) if texts else float("nan")}

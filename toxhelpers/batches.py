@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 PADDINGS = ("bucketed", "fixed")
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -66,7 +65,7 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     grouped by length with ``tf.data``'s ``bucket_by_sequence_length`` and padded to the bucket
     width, so a batch of short comments costs little.
     """
-    import tensorflow as tf
+    from toxhelpers.tf_setup import tf
 
     check_padding(padding)
     labels = np.asarray(labels, dtype=np.float32)
@@ -100,9 +99,25 @@ def check_padding(padding: str) -> None:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
 
 
-def predict(predict_on_batch: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str, np.ndarray],
-            batch_size: int = 64, padding: str = "bucketed", step: int = 16) -> Any:
-    """Run ``predict_on_batch`` over all rows and return outputs in the rows' original order.
+def inference_function(model: Any) -> Callable[[dict[str, np.ndarray]], Any]:
+    """``model`` in inference mode as ONE graph for any (batch, length) shape.
+
+    Keras' ``predict_on_batch`` traces a new graph for each new input shape (and warns about
+    it); a ``tf.function`` with an open input signature is traced once.
+    """
+    from toxhelpers.tf_setup import tf
+
+    cached = getattr(model, "_toxhelpers_inference", None)
+    if cached is None:
+        signature = [{name: tf.TensorSpec([None, None], tf.int32, name=name) for name in INPUT_NAMES}]
+        cached = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
+        model._toxhelpers_inference = cached
+    return cached
+
+
+def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, padding: str = "bucketed",
+            step: int = 16) -> Any:
+    """Run a Keras model over all rows and return its outputs in the rows' original order.
 
     With ``bucketed`` padding rows are processed in length order, each batch cut to its bucket
     width; the outputs are put back in input order. Works for models with one or several outputs.
@@ -116,9 +131,10 @@ def predict(predict_on_batch: Callable[[dict[str, np.ndarray]], Any], encoded: d
                    for start in range(0, count, batch_size)]
     else:
         batches = list(_sorted_batches(row_lengths(encoded), batch_size, max_length, step))
+    run = inference_function(model)
     outputs: list[list[np.ndarray]] = []
     for rows, width in batches:
-        result = predict_on_batch({name: encoded[name][rows, :width] for name in INPUT_NAMES})
+        result = run({name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32) for name in INPUT_NAMES})
         outputs.append([np.asarray(part) for part in (result if isinstance(result, (list, tuple)) else [result])])
     order = np.concatenate([rows for rows, _ in batches])
     restored = []

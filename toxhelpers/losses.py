@@ -12,9 +12,7 @@ with gamma = 2 for the same reason: the focusing term already favours the rare c
 
 from __future__ import annotations
 
-import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tensorflow as tf
-import tf_keras
+from toxhelpers.tf_setup import tf, tf_keras
 
 EPSILON = 1e-7
 

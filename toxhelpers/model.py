@@ -21,9 +21,7 @@ from typing import Any
 
 import numpy as np
 
-import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tensorflow as tf
-import tf_keras
+from toxhelpers.tf_setup import tf, tf_keras
 
 from toxhelpers.artifacts import atomic_path, read_json, write_json
 from toxhelpers.losses import BinaryFocalLoss
@@ -45,13 +43,12 @@ class ClassifierSpec:
     focal_gamma: float = 2.0
     focal_alpha: float = 0.2
     threshold: float = 0.5
+    head_learning_rate: float | None = None
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_pooling(self.pooling)
-        self.head_sizes = [int(size) for size in self.head_sizes]
-        if any(size < 1 for size in self.head_sizes):
-            raise ValueError(f"head sizes must be positive integers, got {self.head_sizes}")
+        self.head_sizes = check_head_sizes(self.head_sizes)
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json(asdict(self), path)
@@ -59,6 +56,15 @@ class ClassifierSpec:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ClassifierSpec":
         return cls(**read_json(path))
+
+
+def check_head_sizes(sizes: Any) -> list[int]:
+    """Head layer sizes as a list of positive integers, e.g. [256, 32] (an empty list is allowed:
+    then the head is a single sigmoid unit, logistic regression on the pooled vector)."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or not all(
+            isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size > 0 for size in sizes):
+        raise ValueError(f"head sizes must be a list of positive integers like [256, 32], got {sizes!r}")
+    return [int(size) for size in sizes]
 
 
 def check_pooling(pooling: str) -> None:
@@ -91,6 +97,7 @@ def pooling_layer(pooling: str) -> tf_keras.layers.Layer:
 def build_head(hidden_size: int, sizes: list[int] | tuple[int, ...] = (256, 32), dropout: float = 0.2,
                seed: int = 42) -> tf_keras.Sequential:
     """Dense(ReLU) layers of the given sizes with dropout between, then one sigmoid unit."""
+    sizes = check_head_sizes(sizes)
     initializer = tf_keras.initializers.GlorotUniform
     layers: list[tf_keras.layers.Layer] = [tf_keras.Input(shape=(hidden_size,), name="pooled")]
     for index, size in enumerate(sizes):
@@ -182,3 +189,46 @@ def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, Cla
     head.load_weights(str(folder / "head.weights.h5"))
     tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
     return build_classifier(encoder, head, spec.pooling), tokenizer, spec
+
+
+MODEL_DIR = "model"
+
+
+def spec_path(artifacts_dir: str | os.PathLike) -> Path:
+    """The recipe 04_model writes and lessons 5-6 rebuild the classifier from."""
+    return Path(artifacts_dir) / MODEL_DIR / SPEC_FILE
+
+
+PHASE1_DIR = "phase1"
+FINETUNED_DIR = "finetuned"
+
+
+def load_spec(artifacts_dir: str | os.PathLike, stage: str = MODEL_DIR) -> ClassifierSpec:
+    """The spec written by 04_model (``stage="model"``) or 05_training (``stage="phase1"``)."""
+    from toxhelpers.artifacts import require
+
+    producer = {MODEL_DIR: "04_model.ipynb", PHASE1_DIR: "05_training.ipynb"}[stage]
+    return ClassifierSpec.load(require(Path(artifacts_dir) / stage / SPEC_FILE, produced_by=producer))
+
+
+def head_weights_path(artifacts_dir: str | os.PathLike) -> Path:
+    """Phase 1's trained head, which 06_finetuning puts back on the encoder."""
+    return Path(artifacts_dir) / PHASE1_DIR / "head.weights.h5"
+
+
+def save_head(head: tf_keras.Model, spec: ClassifierSpec, artifacts_dir: str | os.PathLike) -> Path:
+    path = head_weights_path(artifacts_dir)
+    with atomic_path(path) as tmp:
+        head.save_weights(str(tmp), save_format="h5")
+    spec.save(path.parent / SPEC_FILE)
+    return path
+
+
+def load_head(artifacts_dir: str | os.PathLike, hidden_size: int) -> tuple[tf_keras.Model, ClassifierSpec]:
+    """Phase 1's head with its trained weights, and the spec it was trained with."""
+    from toxhelpers.artifacts import require
+
+    spec = load_spec(artifacts_dir, PHASE1_DIR)
+    head = build_head(hidden_size, spec.head_sizes, spec.head_dropout)
+    head.load_weights(str(require(head_weights_path(artifacts_dir), produced_by="05_training.ipynb")))
+    return head, spec

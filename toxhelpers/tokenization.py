@@ -88,9 +88,22 @@ def save_encoded(artifacts_dir: str | os.PathLike, split: str, encoded: dict[str
                          "id": np.asarray(list(ids), dtype=str)}, tokens_path(artifacts_dir, split))
 
 
+TRAINING_SETS = ("unbalanced", "balanced")
+
+
+def training_split(training_set: str) -> str:
+    """The encoded split a training set is stored as: ``train`` or ``train_balanced``."""
+    if training_set not in TRAINING_SETS:
+        raise ValueError(f"training_set must be one of {TRAINING_SETS}, got {training_set!r}")
+    return "train" if training_set == "unbalanced" else "train_balanced"
+
+
 def load_encoded(artifacts_dir: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
     """A split encoded by 03_tokenization: input_ids, attention_mask, label, id."""
-    return read_arrays(tokens_path(artifacts_dir, split), produced_by="03_tokenization.ipynb")
+    producer = "03_tokenization.ipynb"
+    if split == "train_balanced" and not tokens_path(artifacts_dir, split).exists():
+        producer = "02_augmentation.ipynb, then 03_tokenization.ipynb"
+    return read_arrays(tokens_path(artifacts_dir, split), produced_by=producer)
 
 
 CHECKPOINT_RECORD = "checkpoint.json"

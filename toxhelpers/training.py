@@ -1,0 +1,109 @@
+"""Training helpers for the two phases: a head on a frozen encoder, then fine-tuning everything.
+
+Phase 1 trick: with the encoder frozen, its output for a comment never changes, so the pooled
+vectors can be computed ONCE and the head trained on them for as many epochs and grid
+configurations as we like, at the cost of a tiny dense network per step. The trade-off: the
+encoder's dropout no longer acts during phase 1 (the features are computed in inference mode),
+so the head sees the same vector for a comment every epoch instead of a slightly noisy one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toxhelpers.tf_setup import tf_keras
+
+from toxhelpers import batches, model
+
+MONITOR = "val_roc_auc"
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and TensorFlow seeds in one call, for repeatable training."""
+    tf_keras.utils.set_random_seed(int(seed))
+
+
+def extract_features(encoder: Any, encoded: dict[str, np.ndarray], batch_size: int = 64,
+                     padding: str = "bucketed") -> dict[str, np.ndarray]:
+    """Pooled vectors of every row from one pass of the (frozen) encoder: {"cls": ..., "mean": ...}."""
+    extractor = model.build_feature_extractor(encoder)
+    cls_vectors, mean_vectors = batches.predict(extractor, encoded, batch_size, padding)
+    return {"cls": cls_vectors, "mean": mean_vectors}
+
+
+def early_stopping(patience: int) -> tf_keras.callbacks.EarlyStopping:
+    """Stop when validation ROC-AUC stops improving and go back to the best epoch's weights."""
+    return tf_keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience,
+                                            restore_best_weights=True)
+
+
+def fit_head(head: tf_keras.Model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
+             val_y: np.ndarray, learning_rate: float, epochs: int = 6, batch_size: int = 32,
+             gamma: float = 2.0, alpha: float = 0.2, patience: int = 2, seed: int = 42,
+             verbose: int = 0) -> pd.DataFrame:
+    """Train a head on cached features with early stopping; return the per-epoch history."""
+    seed_everything(seed)
+    model.compile_model(head, learning_rate=learning_rate, gamma=gamma, alpha=alpha)
+    history = head.fit(train_x, np.asarray(train_y, np.float32), validation_data=(val_x, np.asarray(val_y, np.float32)),
+                       epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose,
+                       callbacks=[early_stopping(patience)])
+    return history_frame(history)
+
+
+def history_frame(history: Any) -> pd.DataFrame:
+    """Keras History as a table, one row per epoch (epoch numbers from 1)."""
+    frame = pd.DataFrame(history.history)
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
+    return frame
+
+
+def best_epoch(history: pd.DataFrame) -> int:
+    return int(history[MONITOR].idxmax())
+
+
+def head_grid(features: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray],
+              poolings: Iterable[str], learning_rates: Iterable[float], head_sizes: Iterable[list[int]],
+              head_dropout: float, epochs: int, batch_size: int, gamma: float, alpha: float,
+              patience: int, seed: int) -> pd.DataFrame:
+    """Train one head per (pooling, learning rate, sizes) and score it on VALIDATION only.
+
+    ``features[split][pooling]`` are cached pooled vectors; ``labels[split]`` the 0/1 labels,
+    for splits "train" and "validation". Returns a table sorted best first.
+    """
+    rows = []
+    for pooling, learning_rate, sizes in itertools.product(poolings, learning_rates, head_sizes):
+        train_x, val_x = features["train"][pooling], features["validation"][pooling]
+        head = model.build_head(train_x.shape[1], sizes, head_dropout, seed=seed)
+        started = time.perf_counter()
+        history = fit_head(head, train_x, labels["train"], val_x, labels["validation"], learning_rate,
+                           epochs, batch_size, gamma, alpha, patience, seed)
+        best = history.loc[best_epoch(history)]
+        rows.append({"pooling": pooling, "learning_rate": learning_rate, "head_sizes": list(sizes),
+                     "best_epoch": best_epoch(history), "epochs_run": len(history),
+                     "val_roc_auc": best["val_roc_auc"], "val_pr_auc": best["val_pr_auc"],
+                     "val_loss": best["val_loss"], "seconds": time.perf_counter() - started})
+    return pd.DataFrame(rows).sort_values("val_roc_auc", ascending=False, ignore_index=True)
+
+
+def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, rows: int, batch_size: int,
+                      timed_batches: int) -> float:
+    """Time ``timed_batches`` training steps (after one warm-up batch that builds the graph)
+    and extrapolate to a full epoch of ``rows`` rows. A measurement, not a test condition."""
+    classifier.fit(dataset.take(1), epochs=1, verbose=0)
+    started = time.perf_counter()
+    classifier.fit(dataset.skip(1).take(timed_batches), epochs=1, verbose=0)
+    per_batch = (time.perf_counter() - started) / timed_batches
+    return per_batch * rows / batch_size
+
+
+def examples_per_second(classifier: tf_keras.Model, dataset: Any, batch_size: int, timed_batches: int) -> float:
+    """Training throughput in examples per second over ``timed_batches`` steps (after warm-up)."""
+    seconds = seconds_per_epoch(classifier, dataset, rows=batch_size * timed_batches,
+                                batch_size=batch_size, timed_batches=timed_batches)
+    return batch_size * timed_batches / seconds

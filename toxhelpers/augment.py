@@ -511,6 +511,7 @@ def target_share(target: str | float) -> float:
 def rows_needed(train: pd.DataFrame, target: str | float = "balanced") -> int:
     """How many toxic rows to add so toxic rows make up the target share (0 if already there)."""
     share = target_share(target)
+    check_training_frame(train)
     toxic = int((train[TARGET_COLUMN] == 1).sum())
     clean = int((train[TARGET_COLUMN] == 0).sum())
     return max(0, math.ceil(share / (1.0 - share) * clean - 1e-9) - toxic)

@@ -166,10 +166,16 @@ def save_classifier(folder: str | os.PathLike, encoder: Any, head: tf_keras.Mode
     folder.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(folder / "encoder")
     tokenizer.save_pretrained(folder / "tokenizer")
-    with atomic_path(folder / "head.weights.h5") as tmp:
-        head.save_weights(str(tmp), save_format="h5")
+    save_head_weights(head, folder / "head.weights.h5")
     spec.save(folder / SPEC_FILE)
     return folder
+
+
+def save_head_weights(head: tf_keras.Model, path: Path) -> Path:
+    """Write the head's weights atomically (Keras picks the format from the ``.weights.h5`` name)."""
+    with atomic_path(path) as tmp:
+        head.save_weights(str(tmp))
+    return path
 
 
 def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, ClassifierSpec]:
@@ -217,9 +223,7 @@ def head_weights_path(artifacts_dir: str | os.PathLike) -> Path:
 
 
 def save_head(head: tf_keras.Model, spec: ClassifierSpec, artifacts_dir: str | os.PathLike) -> Path:
-    path = head_weights_path(artifacts_dir)
-    with atomic_path(path) as tmp:
-        head.save_weights(str(tmp), save_format="h5")
+    path = save_head_weights(head, head_weights_path(artifacts_dir))
     spec.save(path.parent / SPEC_FILE)
     return path
 
@@ -232,3 +236,8 @@ def load_head(artifacts_dir: str | os.PathLike, hidden_size: int) -> tuple[tf_ke
     head = build_head(hidden_size, spec.head_sizes, spec.head_dropout)
     head.load_weights(str(require(head_weights_path(artifacts_dir), produced_by="05_training.ipynb")))
     return head, spec
+
+
+def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
+    """Where 06_finetuning saves the fine-tuned classifier (a folder for :func:`load_classifier`)."""
+    return Path(artifacts_dir) / FINETUNED_DIR / "model"

@@ -43,6 +43,34 @@ def early_stopping(patience: int) -> tf_keras.callbacks.EarlyStopping:
                                             restore_best_weights=True)
 
 
+class ProgressBar(tf_keras.callbacks.Callback):
+    """One plain-text progress bar per epoch, then one line of metrics.
+
+    Plain text (not a widget) so it reads the same in JupyterLab, in a papermill log and in an
+    executed notebook. ``batches_per_epoch`` may be an estimate (bucketed batching makes a few
+    partial batches): the bar just runs a little past or short of its end.
+    """
+
+    def __init__(self, batches_per_epoch: int, mininterval: float = 5.0):
+        super().__init__()
+        self.batches_per_epoch = batches_per_epoch
+        self.mininterval = mininterval
+        self.bar = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.batches_per_epoch, desc=f"epoch {epoch + 1}/{self.params['epochs']}",
+                        unit="batch", mininterval=self.mininterval, ascii=True, leave=True)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.bar.update(1)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.bar.close()
+        print(f"epoch {epoch + 1}: " + ", ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items()))
+
+
 def fit_head(head: tf_keras.Model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,
              val_y: np.ndarray, learning_rate: float, epochs: int = 6, batch_size: int = 32,
              gamma: float = 2.0, alpha: float = 0.2, patience: int = 2, seed: int = 42,

@@ -1,0 +1,112 @@
+"""The classifier on the real bundled encoder: head transplant, padding invariance, save/reload,
+scoring of new comments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toxhelpers import batches, model, pretrained, scoring, tokenization, training
+
+COMMENTS = ["You are an idiot and everyone knows it.", "Thanks for fixing the citation format.",
+            "This edit is vandalism, stop it now!!!", "I moved the paragraph to the history section.",
+            "What a pathetic loser you are.", "Good point, I agree with the change.",
+            "word " * 200, "ok"]
+LABELS = np.array([1, 0, 1, 0, 1, 0, 0, 0])
+
+
+@pytest.fixture(scope="module")
+def encoder(bundled_checkpoint):
+    return pretrained.load_encoder(bundled_checkpoint, pretrained.encoder_config(bundled_checkpoint, 0.2, 0.2))
+
+
+@pytest.fixture(scope="module")
+def encoded(tokenizer):
+    return tokenization.encode(tokenizer, COMMENTS, max_length=48)
+
+
+@pytest.mark.parametrize("pooling", model.POOLINGS)
+def test_head_trained_on_cached_features_drops_into_full_model(encoder, encoded, pooling):
+    """Training on cached pooled vectors, then placing the same head on the encoder, must give
+    the same probabilities as the head on the cached vectors."""
+    features = training.extract_features(encoder, encoded, batch_size=3)
+    head = model.build_head(encoder.config.hidden_size, [16], 0.2, seed=1)
+    history = training.fit_head(head, features[pooling], LABELS, features[pooling], LABELS,
+                                learning_rate=1e-2, epochs=3, batch_size=4)
+    assert len(history) >= 1
+    on_features = head.predict(features[pooling], verbose=0)[:, 0]
+    full = model.build_classifier(encoder, head, pooling)
+    on_text = batches.predict(full, encoded, batch_size=3)[:, 0]
+    np.testing.assert_allclose(on_text, on_features, atol=1e-5)
+    assert on_features.std() > 0  # the head produces distinct outputs: the comparison means something
+
+
+def test_bucketed_and_fixed_padding_predict_the_same(encoder, encoded):
+    full = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size), "cls")
+    fixed = batches.predict(full, encoded, batch_size=3, padding="fixed")
+    bucketed = batches.predict(full, encoded, batch_size=3, padding="bucketed", step=8)
+    np.testing.assert_allclose(bucketed, fixed, atol=1e-5)
+
+
+def test_encoder_frozen_vs_trainable_parameter_counts(encoder):
+    full = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [256, 32]), "cls")
+    encoder.trainable = False
+    frozen = model.parameter_counts(full)
+    encoder.trainable = True
+    unfrozen = model.parameter_counts(full)
+    assert frozen["trainable"] == 384 * 256 + 256 + 256 * 32 + 32 + 32 + 1
+    assert unfrozen["trainable"] == frozen["total"] == unfrozen["total"]
+
+
+def test_saved_model_reloads_and_predicts_identically(tmp_path, encoder, encoded, tokenizer, bundled_checkpoint):
+    head = model.build_head(encoder.config.hidden_size, [32], 0.2, seed=5)
+    full = model.compile_model(model.build_classifier(encoder, head, "mean"), learning_rate=1e-3)
+    full.fit(batches.training_dataset(encoded, LABELS, batch_size=4, padding="bucketed"), epochs=1, verbose=0)
+    spec = model.ClassifierSpec(pooling="mean", head_sizes=[32], max_length=48, threshold=0.4,
+                                checkpoint=bundled_checkpoint.describe())
+    folder = model.save_classifier(tmp_path / "saved", encoder, head, tokenizer, spec)
+    reloaded, reloaded_tokenizer, reloaded_spec = model.load_classifier(folder)
+    assert reloaded_spec == spec
+    np.testing.assert_array_equal(batches.predict(reloaded, encoded), batches.predict(full, encoded))
+    scorer = scoring.ToxicityScorer.load(folder)
+    assert scorer.threshold == 0.4
+    assert scorer.score(COMMENTS[:2]).shape == (2,)
+
+
+def test_missing_saved_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved classifier"):
+        model.load_classifier(tmp_path)
+
+
+def test_bad_head_sizes_and_pooling():
+    with pytest.raises(ValueError, match=r"list of positive integers like \[256, 32\], got '\[\[32\]\]'"):
+        model.build_head(8, "[[32]]")
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        model.pooling_layer("max")
+
+
+def test_long_comments_are_scored_in_windows_covering_every_token(tokenizer):
+    text = " ".join(f"w{i}" for i in range(300))
+    pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
+    windows = scoring.token_windows(tokenizer, [text, "short one"], max_length=64, stride=16)
+    assert (windows.owner == 0).sum() > 1 and (windows.owner == 1).sum() == 1
+    covered = set()
+    for row in np.flatnonzero(windows.owner == 0):
+        ids = windows.encoded["input_ids"][row][windows.encoded["attention_mask"][row] == 1]
+        assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id and len(ids) <= 64
+        covered.update(ids[1:-1].tolist())
+    assert set(pieces) <= covered
+
+
+def test_scorer_takes_the_most_toxic_window(encoder, tokenizer):
+    """A long comment whose only toxic words come after the first window is still caught."""
+    head = model.build_head(encoder.config.hidden_size, [], 0.0)
+    full = model.build_classifier(encoder, head, "mean")
+    scorer = scoring.ToxicityScorer(full, tokenizer, model.ClassifierSpec(pooling="mean", head_sizes=[], max_length=32))
+    filler = "the article cites a source about the history of the town. " * 10
+    text = filler + "you are an idiot"
+    windows = scoring.token_windows(tokenizer, [text], 32)
+    per_window = batches.predict(full, windows.encoded)[:, 0]
+    assert scorer.score([text])[0] == pytest.approx(per_window.max(), abs=1e-6)
+    with pytest.raises(TypeError, match="expected a string"):
+        scorer.score(["fine", 3])

@@ -35,7 +35,7 @@ MAKE = [
     "fig, ax = plt.subplots(figsize=(2, 2))\nax.plot(numbers)\nrecorder.figure(fig, 'numbers')",
 ]
 USE = [
-    'artifacts_dir = "../artifacts"\nscale = 2\nfail = False',
+    'artifacts_dir = "../artifacts"\nscale = 2\nfail = False  # e.g. fail=True: papermill\'s own parser skips this line',
     "import json\nfrom toxhelpers import report\n"
     "recorder = report.Recorder(artifacts_dir, 'use', parameters=dict(scale=scale))",
     "numbers = json.load(open(f'{artifacts_dir}/data/numbers.json'))\nif fail:\n"
@@ -113,6 +113,7 @@ def test_each_notebook_gets_only_its_keys(lessons: Path, profile: Path) -> None:
     artifacts = str(lessons.parent / "report" / "artifacts")
     assert make == {"artifacts_dir": artifacts, "data_file": str(lessons.parent / "numbers.txt"), "size": 2}
     assert use == {"artifacts_dir": artifacts, "scale": 3}
+    assert ctx.declared["02_use.ipynb"] == {"artifacts_dir": '"../artifacts"', "scale": "2", "fail": "False"}
 
 
 def test_unknown_key_is_an_error_with_a_suggestion(lessons: Path, profile: Path) -> None:

@@ -72,6 +72,7 @@ parameters, 3 metrics differ from ``--compare-to``.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import datetime as dt
 import difflib
@@ -79,6 +80,7 @@ import fcntl
 import hashlib
 import importlib.resources
 import json
+import logging
 import math
 import os
 import resource
@@ -200,17 +202,44 @@ def resolve_parameters(profile: str, config: str | os.PathLike | None, overrides
     return Parameters(Path(profile).stem, description, values, str(config) if config else None)
 
 
-def declared_parameters(notebooks: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """Each notebook's ``parameters`` cell: {notebook name: {parameter: papermill's description}}."""
-    import papermill
+def declared_parameters(notebooks: Sequence[Path]) -> dict[str, dict[str, str]]:
+    """Each notebook's ``parameters`` cell: {notebook name: {parameter: default, as source text}}.
 
+    Parsed with ``ast`` rather than papermill's line regex, which drops any line holding a second
+    ``=`` (``x = 1  # e.g. y=2``) and would make that parameter impossible to set.
+    """
     declared = {}
     for path in notebooks:
-        declared[path.name] = papermill.inspect_notebook(str(path))
-        if RUNNER_SET not in declared[path.name]:
-            raise UsageError(f"{path.name} has no {RUNNER_SET} in a cell tagged 'parameters'; "
+        source = parameters_source(path)
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as error:
+            raise UsageError(f"{path.name}: its parameters cell is not plain Python ({error.msg}, "
+                             f"line {error.lineno})") from None
+        params: dict[str, str] = {}
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    params[target.id] = ast.get_source_segment(source, node.value) or ""
+        if RUNNER_SET not in params:
+            raise UsageError(f"{path.name} has no {RUNNER_SET} in its cell tagged 'parameters'; "
                              "every lesson must declare it")
+        declared[path.name] = params
     return declared
+
+
+def parameters_source(path: Path) -> str:
+    """The source of the notebook's code cell tagged ``parameters``."""
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"{path} is not a readable notebook ({error})") from None
+    for cell in cells:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return "".join(cell["source"])
+    raise UsageError(f"{path.name} has no code cell tagged 'parameters' (papermill needs one)")
 
 
 def check_known(values: dict[str, Any], declared: dict[str, dict[str, Any]]) -> None:
@@ -613,9 +642,21 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
+class _ParameterNoise(logging.Filter):
+    """Papermill's parameter-parsing warnings: the runner checks parameters itself (see
+    :func:`declared_parameters`), so these would only confuse."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter"))
+
+
 def execute(ctx: Context, notebook: Path, quiet: bool) -> None:
     """Run one notebook through papermill, streaming its output; raises on the first failing cell."""
     import papermill
+
+    papermill_log = logging.getLogger("papermill")
+    if not any(isinstance(item, _ParameterNoise) for item in papermill_log.filters):
+        papermill_log.addFilter(_ParameterNoise())
 
     output = ctx.folder.executed(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -725,6 +766,23 @@ def collected_inputs(records: list[tuple[str, dict[str, Any]]]) -> dict[str, dic
             for _, record in records for name, description in record.get("inputs", {}).items()}
 
 
+def input_rows(inputs: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(what, recorded by, path, sha256), one row per distinct file: weights that four notebooks
+    load show once, named by model and by where they came from (hub, cache, bundled fallback)."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for key, description in inputs.items():
+        section, _, name = key.partition(".")
+        sha = str(description.get("sha256") or description.get("weights_sha256") or "")
+        path = str(description.get("path", ""))
+        if description.get("weights_file"):
+            path = f"{path}/{description['weights_file']}"
+        what = name
+        if description.get("model_id"):
+            what = f"{name}: {description['model_id']} ({description.get('source', '?')})"
+        grouped.setdefault((what, path, sha), []).append(section)
+    return [(what, ", ".join(sections), path, sha) for (what, path, sha), sections in grouped.items()]
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -765,10 +823,10 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
               f"(test accuracy {ARTICLE['test accuracy']:.2%}, test ROC-AUC {ARTICLE['test ROC-AUC']:.3f}; its "
               f"majority-class baseline there is {ARTICLE['majority baseline (full Kaggle test)']:.2%}). They are "
               "for reference, not measured by this run; this run's baseline is measured on its own test rows.",
-              "", "## Data files and pretrained weights", "", "| Input | Path | sha256 |", "|---|---|---|"]
-    for name, description in run_record["inputs"].items():
-        sha = description.get("sha256") or description.get("weights_sha256") or ""
-        lines.append(f"| {_md(name)} | `{_md(description.get('path', ''))}` | `{sha[:16]}` |")
+              "", "## Data files and pretrained weights", "",
+              "| Input | Recorded by | Path | sha256 (first 16) |", "|---|---|---|---|"]
+    for what, sections, path, sha in input_rows(run_record["inputs"]):
+        lines.append(f"| {_md(what)} | {_md(sections)} | `{_md(path)}` | `{sha[:16]}` |")
     lines += ["", "## Notebooks", "", "| Notebook | Status | Wall time (s) | Note |", "|---|---|---:|---|"]
     for item in result.notebooks:
         wall = "" if item.wall_seconds is None else f"{item.wall_seconds:.1f}"

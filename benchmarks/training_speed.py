@@ -61,7 +61,7 @@ class Bench:
         encoder = pretrained.load_encoder(self.checkpoint, config)
         head, spec = model.load_head(self.artifacts, encoder.config.hidden_size)
         classifier = model.build_classifier(encoder, head, spec.pooling)
-        encoder.trainable = not frozen
+        model.set_encoder_trainable(encoder, not frozen)
         rate = spec.head_learning_rate if frozen else 2e-5
         return model.compile_model(classifier, rate, spec.focal_gamma, spec.focal_alpha), encoder, head
 

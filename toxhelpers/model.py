@@ -132,6 +132,20 @@ def build_feature_extractor(encoder: Any) -> tf_keras.Model:
                           name="feature_extractor")
 
 
+def set_encoder_trainable(encoder: Any, trainable: bool) -> None:
+    """Freeze (phase 1) or unfreeze (phase 2) the encoder.
+
+    BERT-style encoders carry a "pooler" (a dense layer on [CLS] trained for next-sentence
+    prediction) that this classifier never uses; it stays frozen, so no optimiser step is
+    wasted on it and Keras does not warn about its missing gradients.
+    """
+    encoder.trainable = trainable
+    body = getattr(encoder, getattr(encoder, "base_model_prefix", ""), None)
+    pooler = getattr(body, "pooler", None)
+    if pooler is not None:
+        pooler.trainable = False
+
+
 def classification_metrics() -> list[tf_keras.metrics.Metric]:
     """Accuracy can flatter a model under class imbalance; ROC-AUC and PR-AUC do not."""
     return [tf_keras.metrics.BinaryAccuracy(name="accuracy"),

@@ -255,3 +255,8 @@ def load_head(artifacts_dir: str | os.PathLike, hidden_size: int) -> tuple[tf_ke
 def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
     """Where 06_finetuning saves the fine-tuned classifier (a folder for :func:`load_classifier`)."""
     return Path(artifacts_dir) / FINETUNED_DIR / "model"
+
+
+def predictions_path(artifacts_dir: str | os.PathLike, split: str) -> Path:
+    """The fine-tuned model's probabilities for a split (columns id, label, probability, predicted)."""
+    return Path(artifacts_dir) / FINETUNED_DIR / f"{split}_predictions.parquet"

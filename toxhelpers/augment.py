@@ -282,13 +282,15 @@ def match_case(model_word: str, like: str) -> str:
 
 
 def same_stem(a: str, b: str) -> bool:
-    """Whether two words look like forms of one word (edit/editing, big/bigger).
+    """Whether two words look like forms of one word (edit/editing, hate/hating, fixing/fixed):
+    they share a prefix of 3+ letters that leaves at most 2 letters of the shorter word.
 
     The nearest neighbours of a word are often its own inflections; swapping those in adds no
-    new word and mostly breaks grammar, so word_embedding skips them.
+    new word and mostly breaks grammar, so word_embedding skips them. The rule also skips a
+    few unrelated look-alikes (support/supply), which costs nothing: others remain.
     """
-    prefix = os.path.commonprefix([a, b])
-    return len(prefix) >= min(len(a), len(b), 4)
+    shared = len(os.path.commonprefix([a, b]))
+    return shared >= 3 and shared >= min(len(a), len(b)) - 2
 
 
 def load_word_vectors(path: str | os.PathLike, top_k: int = 5) -> Any:

@@ -267,7 +267,18 @@ def tiny_masked_lm(tmp_path_factory) -> Path:
     return folder
 
 
-def test_contextual_code_path_on_a_tiny_random_masked_lm(tiny_masked_lm):
+@pytest.fixture
+def one_torch_thread():
+    """The tiny model is quicker on one thread, and much quicker on a busy shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_contextual_code_path_on_a_tiny_random_masked_lm(tiny_masked_lm, one_torch_thread):
     """CODE PATH ONLY: the masked LM here has random weights, so the words it puts in are random
     and say nothing about the method's quality. What is tested: the checkpoint checks accept a
     PyTorch masked-LM folder, nlpaug's ContextualWordEmbsAug runs with model_type "bert" (its

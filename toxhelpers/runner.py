@@ -110,6 +110,7 @@ RUNNER_SET = "artifacts_dir"  # always set by the runner, never by the user
 PATH_SUFFIXES = ("_dir", "_path", "_file")
 CODE_EXCLUDED = {"runner.py", "__main__.py"}  # how reports are made does not change results
 DEFAULT_TOLERANCE = 1e-3
+SUMMARY_VERSIONS = ("python", "tensorflow", "transformers", "toxhelpers")
 ARTICLE = {"test accuracy": 0.9218, "test ROC-AUC": 0.969, "majority baseline (full Kaggle test)": 0.9048}
 
 
@@ -425,7 +426,7 @@ class Context:
     params: Parameters
     declared: dict[str, dict[str, Any]]
     key_common: dict[str, Any]
-    data_folder: str | None
+    data_source: dict[str, str] | None  # where data_dir resolves: {"path", "origin"}
     hasher: Hasher = field(default_factory=Hasher)
 
     def passed(self, notebook: Path) -> dict[str, Any]:
@@ -434,8 +435,8 @@ class Context:
     def key_parts(self, notebook: Path) -> dict[str, Any]:
         parts = {"notebook": notebook_source_hash(notebook), "parameters": self.passed(notebook), **self.key_common}
         if "data_dir" in self.declared[notebook.name]:
-            parts["data_folder"] = self.data_folder
-        return parts
+            parts["data_folder"] = (self.data_source or {}).get("path")
+        return json.loads(json.dumps(parts, sort_keys=True, default=str))  # as stored in a manifest
 
     def manifest(self, notebook: Path) -> dict[str, Any] | None:
         path = self.folder.manifest(notebook)
@@ -520,7 +521,7 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     manifest = ctx.manifest(notebook)
     if manifest is None:
         return False, "no completed run in this folder"
-    if manifest.get("key_parts") != ctx.key_parts(notebook):
+    if _stable(manifest.get("key_parts")) != _stable(ctx.key_parts(notebook)):
         return False, _describe_change(manifest.get("key_parts", {}), ctx.key_parts(notebook))
     for relative, sha in manifest.get("run_files", {}).items():
         path = ctx.folder.root / relative
@@ -803,11 +804,19 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
     lines = [f"# toxhelpers run: profile `{ctx.params.profile}`", ""]
     if ctx.params.description:
         lines += [ctx.params.description, ""]
-    lines += [f"**Status:** {run_record['status']}" + (f" ({result.failure.notebook}, {result.failure.cell}: "
-                                                          f"{_md(result.failure.error)})" if result.failure else ""),
-              f"**Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s · "
-              f"peak kernel memory {run_record['peak_memory_mb']['kernels']:.0f} MB", ""]
-    if run_record.get("data_source", {}).get("origin") == "demo":
+    failure = result.failure
+    lines.append(f"- **Status:** {run_record['status']}"
+                 + (f" ({failure.notebook}, {failure.cell}: {_md(failure.error)})" if failure else ""))
+    memory = run_record["peak_memory_mb"]["kernels"]
+    lines.append(f"- **Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s"
+                 + (f" · peak kernel memory {memory:.0f} MB" if memory else ""))
+    source = run_record.get("data_source") or {}
+    if source:
+        lines.append(f"- **Data:** `{source['path']}` (found via {source['origin']})")
+    versions = run_record["versions"]
+    lines += ["- **Versions:** " + ", ".join(f"{name} {versions[name]}" for name in SUMMARY_VERSIONS if versions.get(name))
+              + f" · code {run_record['code']['git_commit']}", ""]
+    if source.get("origin") == "demo":
         lines += ["> **DEMO DATA.** No Jigsaw data was found; these numbers come from the tiny demo set "
                   "written by the toxhelpers authors and mean nothing for toxic-comment detection.", ""]
     lines += ["## Headline metrics", "",
@@ -822,7 +831,8 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
     lines += ["", "*Article (published)*: the numbers the article reports on Kaggle's full test set "
               f"(test accuracy {ARTICLE['test accuracy']:.2%}, test ROC-AUC {ARTICLE['test ROC-AUC']:.3f}; its "
               f"majority-class baseline there is {ARTICLE['majority baseline (full Kaggle test)']:.2%}). They are "
-              "for reference, not measured by this run; this run's baseline is measured on its own test rows.",
+              "for reference, not measured by this run. The majority baseline is measured by this run, on the "
+              "same rows as the metric (accuracy of always answering the most frequent class).",
               "", "## Data files and pretrained weights", "",
               "| Input | Recorded by | Path | sha256 (first 16) |", "|---|---|---|---|"]
     for what, sections, path, sha in input_rows(run_record["inputs"]):
@@ -858,21 +868,12 @@ def finish_report(ctx: Context, result: RunResult, started: float, started_at: s
         "profile": ctx.params.profile, "description": ctx.params.description, "config": ctx.params.config,
         "parameters": ctx.params.values, "versions": package_versions(),
         "code": {"toxhelpers_sha256": ctx.key_common["code"], "git_commit": git_commit(ctx.notebooks[0].parent)},
-        "kernel": KERNEL, "data_source": _data_source_record(ctx), "inputs": collected_inputs(records),
+        "kernel": KERNEL, "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
         "notebooks": [asdict(item) for item in result.notebooks],
         "figures": figures, "failure": asdict(result.failure) if result.failure else None,
     }
     write_json(run_record, ctx.folder.root / "run.json")
     write_text(summary_markdown(ctx, result, records, run_record), ctx.folder.root / "summary.md")
-
-
-def _data_source_record(ctx: Context) -> dict[str, Any]:
-    if ctx.data_folder is None:
-        return {}
-    from toxhelpers.data import demo_data_dir
-
-    origin = "demo" if Path(ctx.data_folder) == demo_data_dir().resolve() else "found"
-    return {"path": ctx.data_folder, "origin": origin}
 
 
 def compare_metrics(left: dict[str, Any], right: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> list[str]:
@@ -939,24 +940,27 @@ def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
     selected = select_notebooks(notebooks, options.only, options.start, options.stop)
     out = Path(options.out) if options.out else Path("reports") / params.profile
     folder = RunFolder(out.expanduser().resolve())
-    data_folder = _resolve_data_folder(params.values, declared, notebooks_dir)
+    data_source = _resolve_data_source(params.values, declared, notebooks_dir)
     from toxhelpers.report import package_versions
 
     key_common = {"code": code_hash(), "versions": _stable(package_versions()), "kernel": KERNEL}
-    return Context(folder, notebooks, params, declared, key_common, data_folder), selected
+    return Context(folder, notebooks, params, declared, key_common, data_source), selected
 
 
-def _resolve_data_folder(values: dict[str, Any], declared: dict[str, dict[str, Any]], notebooks_dir: Path) -> str | None:
-    """The folder ``data_dir`` resolves to from the notebooks' working directory (or None when no
-    notebook reads data): part of the resume key, so newly downloaded data is not ignored."""
+def _resolve_data_source(values: dict[str, Any], declared: dict[str, dict[str, Any]],
+                         notebooks_dir: Path) -> dict[str, str] | None:
+    """Where ``data_dir`` resolves from the notebooks' working directory (None when no notebook
+    reads data). Part of the resume key, so data downloaded after a demo run is not ignored; a
+    ``data_dir`` that is not a folder fails here, before anything runs."""
     if not any("data_dir" in params for params in declared.values()):
         return None
     from toxhelpers.data import locate_data
 
     try:
-        return str(locate_data(values.get("data_dir"), search_from=notebooks_dir).path.resolve())
+        source = locate_data(values.get("data_dir"), search_from=notebooks_dir)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
+    return {"path": str(source.path.resolve()), "origin": source.origin}
 
 
 def run(options: RunOptions) -> RunResult:

@@ -167,7 +167,9 @@ def make_augmenter(method: str = DEFAULT_METHOD, aug_p: float = 0.1, *,
 @contextlib.contextmanager
 def quiet_nlpaug_import() -> Iterator[None]:
     """nlpaug's word module imports transformers (and through it TensorFlow): keep its
-    start-up warnings out of the lesson."""
+    start-up warnings, and TensorFlow's native start-up lines, out of the lesson."""
+    import toxhelpers.tf_setup  # noqa: F401  (imports TensorFlow quietly, with Keras 2)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield

@@ -279,7 +279,7 @@ def test_failure_stops_with_notebook_cell_and_error(lessons: Path, profile: Path
     assert "**Status:** failed" in (out / "summary.md").read_text()
 
     assert runner.main(argv[:-2]) == 0  # fixed: 01 is reused, 02 and 03 run
-    assert "01_make.ipynb skipped: unchanged" in capsys.readouterr().err
+    assert "01_make.ipynb reused: unchanged since" in capsys.readouterr().err
 
 
 def test_running_a_subset_keeps_other_results_only_while_current(lessons: Path, profile: Path) -> None:

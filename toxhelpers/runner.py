@@ -655,9 +655,10 @@ def execute(ctx: Context, notebook: Path, quiet: bool) -> None:
     """Run one notebook through papermill, streaming its output; raises on the first failing cell."""
     import papermill
 
-    papermill_log = logging.getLogger("papermill")
-    if not any(isinstance(item, _ParameterNoise) for item in papermill_log.filters):
-        papermill_log.addFilter(_ParameterNoise())
+    for name in ("papermill", "papermill.translators"):  # logger filters don't apply to children
+        papermill_log = logging.getLogger(name)
+        if not any(isinstance(item, _ParameterNoise) for item in papermill_log.filters):
+            papermill_log.addFilter(_ParameterNoise())
 
     output = ctx.folder.executed(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -1010,7 +1011,8 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
         manifest = ctx.manifest(notebook) or {}
         status.status, status.reason, status.current = "reused", f"unchanged since {manifest.get('finished_at')}", True
         status.wall_seconds, status.sections = manifest.get("wall_seconds"), manifest.get("sections", [])
-        say(f"{counter} {notebook.name} skipped: unchanged (ran in {status.wall_seconds:.1f}s); --force reruns it")
+        say(f"{counter} {notebook.name} reused: unchanged since {manifest.get('finished_at')} "
+            f"(ran in {status.wall_seconds or 0:.1f}s; --force reruns it)")
         return True
     say(f"{counter} {notebook.name} ... (elapsed {_clock(time.monotonic() - started)}; running because {reason})")
     clear_previous(ctx, notebook)
@@ -1019,6 +1021,7 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
     status.reason = reason
     try:
         execute(ctx, notebook, options.quiet)
+        render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     except KeyboardInterrupt:
         status.status, status.wall_seconds = "interrupted", round(time.monotonic() - clock, 2)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
@@ -1030,7 +1033,6 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
         _render_quietly(ctx, notebook)
         say(status.failure.message(ctx.folder))
         return False
-    render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     wall = time.monotonic() - clock
     manifest = write_manifest(ctx, notebook, before, wall)
     status.status, status.wall_seconds, status.sections, status.current = "ran", round(wall, 2), manifest["sections"], True
@@ -1050,9 +1052,7 @@ def mark_unselected(ctx: Context, statuses: dict[str, NotebookStatus]) -> None:
     """Notebooks not run this time count in the report only when their results are still current."""
     for notebook in ctx.notebooks:
         item = statuses[notebook.name]
-        if item.status not in ("not selected",):
-            continue
-        if ctx.manifest(notebook) is None:
+        if item.status != "not selected" or ctx.manifest(notebook) is None:
             continue
         current, reason = assess(ctx, notebook)
         manifest = ctx.manifest(notebook) or {}

@@ -8,6 +8,7 @@ comment gets the highest window score (a comment is toxic if any part of it is).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,4 +78,66 @@ class ToxicityScorer:
 
     def classify(self, texts: list[str]) -> list[bool]:
         """True for comments scored at or above the saved threshold."""
+        return [bool(score >= self.threshold) for score in self.score(texts)]
+
+
+Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
+"""Any backend: a batch ``{"input_ids", "attention_mask"}`` (int32, batch x length) -> probabilities."""
+
+
+def predict_bucketed(predict: Predict, encoded: dict[str, np.ndarray], batch_size: int = 64,
+                     step: int = 16) -> np.ndarray:
+    """``predict`` over all rows, in batches of similar length each cut to its bucket width (as
+    :func:`batches.predict` does for Keras models), probabilities returned in the rows' order."""
+    lengths = batches.row_lengths(encoded)
+    if len(lengths) == 0:
+        raise ValueError("nothing to predict: the encoded input has no rows")
+    widths = batches.bucket_widths(encoded["input_ids"].shape[1], step)
+    order = np.argsort(lengths, kind="stable")
+    probabilities = np.zeros(len(lengths), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = next(width for width in widths if width >= lengths[rows].max())
+        batch = {name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32)
+                 for name in batches.INPUT_NAMES}
+        probabilities[rows] = np.asarray(predict(batch), dtype=np.float32).reshape(-1)
+    return probabilities
+
+
+class TextScorer:
+    """Comments in, probabilities out, whatever runs the model (TensorFlow, ONNX Runtime...).
+
+    The same windowing as :class:`ToxicityScorer`: a comment longer than ``max_length`` tokens is
+    scored in overlapping windows and gets its highest window score, so a long comment whose
+    insult comes late is not silently cut before the insult.
+    """
+
+    def __init__(self, predict: Predict, tokenizer: Any, max_length: int, threshold: float = 0.5,
+                 batch_size: int = 64):
+        self.predict, self.tokenizer = predict, tokenizer
+        self.max_length, self.threshold, self.batch_size = max_length, threshold, batch_size
+
+    @classmethod
+    def from_keras(cls, classifier: Any, tokenizer: Any, spec: model.ClassifierSpec, batch_size: int = 64) -> "TextScorer":
+        """The TensorFlow classifier as a backend (one traced graph for every batch shape)."""
+        graph = batches.inference_function(classifier)
+        return cls(lambda inputs: graph(inputs).numpy()[:, 0], tokenizer, spec.max_length, spec.threshold, batch_size)
+
+    def windows(self, texts: list[str]) -> Windows:
+        """The token windows the comments are scored in (checked to be a list of strings)."""
+        return token_windows(self.tokenizer, check_texts(texts), self.max_length)
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """Probability that each comment is toxic (the highest over its token windows)."""
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        windows = self.windows(texts)
+        window_scores = predict_bucketed(self.predict, windows.encoded, self.batch_size)
+        scores = np.zeros(len(texts), dtype=np.float32)
+        np.maximum.at(scores, windows.owner, window_scores)
+        return scores
+
+    def classify(self, texts: list[str]) -> list[bool]:
+        """True for comments scored at or above the threshold."""
         return [bool(score >= self.threshold) for score in self.score(texts)]

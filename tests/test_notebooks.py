@@ -39,8 +39,8 @@ def test_notebook_runs_and_records(walkthrough: runner.RunResult, notebook: Path
         pytest.fail(f"{failure.notebook} failed in {failure.cell}: {failure.source_line}\n"
                     f"{failure.error}\n\n{failure.traceback[-3000:]}", pytrace=False)
     if status.status != "ran":
-        pytest.fail(f"{notebook.name} did not run ({status.status}): {walkthrough.failure and walkthrough.failure.notebook} "
-                    "failed before it", pytrace=False)
+        before = walkthrough.failure.notebook if walkthrough.failure else "an earlier notebook"
+        pytest.fail(f"{notebook.name} did not run ({status.status}): {before} failed before it", pytrace=False)
     assert (walkthrough.folder.html(notebook)).is_file()
     assert status.sections, f"{notebook.name} wrote no record: make a toxhelpers.report.Recorder"
     for section in status.sections:

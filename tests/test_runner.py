@@ -35,7 +35,8 @@ MAKE = [
     "fig, ax = plt.subplots(figsize=(2, 2))\nax.plot(numbers)\nrecorder.figure(fig, 'numbers')",
 ]
 USE = [
-    'artifacts_dir = "../artifacts"\nscale = 2\nfail = False  # e.g. fail=True: papermill\'s own parser skips this line',
+    'artifacts_dir = "../artifacts"\nscale = 2\n'
+    "fail = False  # e.g. fail=True: papermill's own parser skips this line",
     "import json\nfrom toxhelpers import report\n"
     "recorder = report.Recorder(artifacts_dir, 'use', parameters=dict(scale=scale))",
     "numbers = json.load(open(f'{artifacts_dir}/data/numbers.json'))\nif fail:\n"
@@ -101,7 +102,8 @@ def test_precedence_profile_config_then_p(tmp_path: Path, profile: Path) -> None
 
 
 def test_relative_paths_are_resolved_against_the_invoking_folder(tmp_path: Path, profile: Path) -> None:
-    params = runner.resolve_parameters(str(profile), None, ["data_file=sub/x.txt", "label_rule=any"], base=tmp_path)
+    params = runner.resolve_parameters(str(profile), None, ["data_file=sub/x.txt", "label_rule=any"],
+                                       base=tmp_path)
     assert params.values["data_file"] == str(tmp_path / "sub" / "x.txt")
     assert params.values["label_rule"] == "any"
 
@@ -175,6 +177,8 @@ def test_compare_metrics_tolerance() -> None:
     assert runner.compare_metrics(left, right, tolerance=1e-3) == ["a.only: only in this run"]
     assert runner.compare_metrics({"a.acc": 0.9}, {"a.acc": 0.91}, 1e-3) == ["a.acc: 0.9 vs 0.91"]
     assert runner.compare_metrics({"a.rows": 10}, {"a.rows": 11}, 1.0) == ["a.rows: 10 vs 11"]
+    timings = {"a.fit_seconds": 1.0, "a.texts_per_s": 5.0, "a.timing.speedup": 2.0, "a.throughput.fast": 3.0}
+    assert runner.compare_metrics(timings, {key: value * 2 for key, value in timings.items()}, 0.0) == []
 
 
 # ------------------------------------------------------------------ runs (tiny kernels)

@@ -14,9 +14,11 @@ One snag, and its fix: TensorFlow 2.16+ computes the exact GELU of BERT-style en
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,22 +72,41 @@ def export_onnx(classifier: Any, path: str | os.PathLike, opset: int = DEFAULT_O
 
     function = serving_function(classifier)
     path = Path(path)
-    with atomic_path(path) as tmp, _native_stderr_silenced():
+    with atomic_path(path) as tmp, _native_stderr_silenced(), _quiet_logger("tf2onnx"):
         tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=opset,
                                       custom_op_handlers={"Erfc": (_erfc_as_one_minus_erf, [])},
                                       output_path=str(tmp))
     return path
 
 
-def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Dynamic int8 quantization of the weights of an ONNX model (no calibration data needed)."""
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Keep a chatty library's log to errors for the duration of a call (tf2onnx logs every pass)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, per_channel: bool = True) -> Path:
+    """Dynamic int8 quantization of the weights of an ONNX model (no calibration data needed).
+
+    ``per_channel``: one scale per output column of each weight matrix instead of one per matrix.
+    A single column with large weights then no longer coarsens all the others; on the lessons'
+    classifier this halves the largest probability change for the same size and speed.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source, target = Path(source), Path(target)
     if not source.is_file():
         raise FileNotFoundError(f"no ONNX model at {source}; export one with export_onnx first")
-    with atomic_path(target) as tmp:
-        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8)
+    # The quantizer suggests (on the root logger) a pre-processing step whose symbolic shape
+    # inference does not complete on this graph and which measured no gain here: silenced.
+    with atomic_path(target) as tmp, _quiet_logger(""):
+        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=per_channel)
     return target
 
 

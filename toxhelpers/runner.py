@@ -818,7 +818,9 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
                  + (f" · peak kernel memory {memory:.0f} MB" if memory else ""))
     source = run_record.get("data_source") or {}
     if source:
-        lines.append(f"- **Data:** `{source['path']}` (found via {source['origin']})")
+        origin = {"demo": "no Jigsaw data found, so the demo set shipped with the package",
+                  "parameter": "the data_dir parameter"}.get(source["origin"], source["origin"])
+        lines.append(f"- **Data:** `{source['path']}` ({origin})")
     versions = run_record["versions"]
     shown = ", ".join(f"{name} {versions[name]}" for name in SUMMARY_VERSIONS if versions.get(name))
     lines += [f"- **Versions:** {shown} · code {run_record['code']['git_commit']}", ""]

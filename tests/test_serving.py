@@ -134,6 +134,8 @@ def test_latency_table_measures_every_backend_at_every_batch(served):
     assert list(table.index) == [(1, "fp32"), (1, "int8"), (4, "fp32"), (4, "int8")]
     assert (table["median_ms"] > 0).all() and (table["length"] == 16).all() and (table["repeats"] == 2).all()
     assert table.loc[(1, "fp32"), "speedup_vs_first"] == 1.0 and table.loc[(4, "fp32"), "size_mb"] == 1.0
+    single = serving.latency(backends["int8"], inputs[4], repeats=2, warmup=0)
+    assert single["batch"] == 4 and single["repeats"] == 2 and single["examples_per_s"] > 0
     with pytest.raises(ValueError, match="repeats"):
         serving.latency_table(backends, inputs, repeats=0)
     with pytest.raises(ValueError, match="cannot benchmark at 64"):

@@ -190,7 +190,9 @@ def latency(run: Callable[[dict[str, np.ndarray]], Any], inputs: dict[str, np.nd
             warmup: int = 2) -> dict[str, float]:
     """Wall time of ``run(inputs)``: median and 90th percentile in ms, and examples per second at
     the median. A measurement of this machine at this moment, never a test condition."""
-    return latency_table({"run": run}, {len(inputs[INPUT_NAMES[0]]): inputs}, repeats, warmup).iloc[0].to_dict()
+    batch = len(inputs[INPUT_NAMES[0]])
+    row = latency_table({"run": run}, {batch: inputs}, repeats, warmup).iloc[0]
+    return {"batch": batch, **{key: row[key] for key in ("length", "median_ms", "p90_ms", "examples_per_s", "repeats")}}
 
 
 def _summary(times: list[float], inputs: dict[str, np.ndarray]) -> dict[str, float]:

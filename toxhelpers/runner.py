@@ -272,7 +272,8 @@ def notebook_parameters(values: dict[str, Any], declared: dict[str, Any], artifa
 def discover_notebooks(notebooks_dir: Path) -> list[Path]:
     notebooks = sorted(notebooks_dir.glob(NOTEBOOK_PATTERN))
     if not notebooks:
-        raise UsageError(f"no notebooks named like {NOTEBOOK_PATTERN} in {notebooks_dir}")
+        raise UsageError(f"no notebooks named like {NOTEBOOK_PATTERN} in {notebooks_dir}; point "
+                         "--notebooks-dir at the lessons (the repository's notebooks/ folder)")
     return notebooks
 
 

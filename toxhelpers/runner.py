@@ -28,7 +28,7 @@ Output folder (``--out``, default ``reports/<profile>``)
     figures/*.png         the figures the notebooks recorded
     logs/NN_*.log         each notebook's stdout/stderr as it streamed
     artifacts/            what the lessons hand each other (splits, models, per-notebook records)
-    .state/NN_*.json      resume manifests (internal)
+    .state/, .lock        resume manifests, file ownership, the one-run-at-a-time lock (internal)
 
 Values come from :class:`toxhelpers.report.Recorder` files (``artifacts/metrics/<section>.json``)
 that the notebooks write, never from scraping cell output.

@@ -74,6 +74,15 @@ def test_saved_model_reloads_and_predicts_identically(tmp_path, encoder, encoded
     assert scorer.score(COMMENTS[:2]).shape == (2,)
 
 
+def test_padding_throughput_puts_the_weights_back(encoder, encoded):
+    full = model.compile_model(model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls"),
+                               learning_rate=1e-3)
+    before = full.get_weights()
+    speed = training.padding_throughput(full, encoded, LABELS, batch_size=4, timed_batches=1)
+    assert speed["fixed"] > 0 and speed["bucketed"] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, full.get_weights()))
+
+
 def test_missing_saved_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no saved classifier"):
         model.load_classifier(tmp_path)

@@ -120,12 +120,13 @@ def head_grid(features: dict[str, dict[str, np.ndarray]], labels: dict[str, np.n
 
 
 def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, rows: int, batch_size: int,
-                      timed_batches: int, warmup_batches: int = 10) -> float:
+                      timed_batches: int, warmup_batches: int = 2) -> float:
     """Time ``timed_batches`` training steps and extrapolate to a full epoch of ``rows`` rows.
 
     The first ``warmup_batches`` steps are not timed: they trace the training graph, once per new
-    input shape until Keras relaxes it to a shape-generic graph (bucketed batches come in several
-    widths), which would otherwise be billed to the bucketed scheme. A measurement, not a test.
+    input shape until Keras relaxes it to a shape-generic graph. Fixed padding has one shape;
+    bucketed batches come in several widths and need more warm-up (:data:`WARMUP_BATCHES`), or the
+    tracing is billed to them. A measurement, not a test.
     """
     dataset = dataset.repeat()  # a small training split still yields every batch asked for
     classifier.fit(dataset.take(warmup_batches), epochs=1, verbose=0)
@@ -135,8 +136,31 @@ def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, rows: int, batch
     return per_batch * rows / batch_size
 
 
-def examples_per_second(classifier: tf_keras.Model, dataset: Any, batch_size: int, timed_batches: int) -> float:
+def examples_per_second(classifier: tf_keras.Model, dataset: Any, batch_size: int, timed_batches: int,
+                        warmup_batches: int = 2) -> float:
     """Training throughput in examples per second over ``timed_batches`` steps (after warm-up)."""
-    seconds = seconds_per_epoch(classifier, dataset, rows=batch_size * timed_batches,
-                                batch_size=batch_size, timed_batches=timed_batches)
+    seconds = seconds_per_epoch(classifier, dataset, rows=batch_size * timed_batches, batch_size=batch_size,
+                                timed_batches=timed_batches, warmup_batches=warmup_batches)
     return batch_size * timed_batches / seconds
+
+
+# Untimed steps before timing: fixed padding has one input shape (traced on the first step);
+# bucketed batches come in several widths, traced until Keras relaxes to a shape-generic graph.
+WARMUP_BATCHES = {"fixed": 2, "bucketed": 10}
+
+
+def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray], labels: np.ndarray,
+                       batch_size: int, timed_batches: int, seed: int = 42) -> dict[str, float]:
+    """Training examples/s with fixed and with bucketed padding, both from the same weights.
+
+    The weights are put back afterwards, but the optimiser has taken steps: compile the model
+    again before training it for real.
+    """
+    start = classifier.get_weights()
+    speed = {}
+    for padding, warmup in WARMUP_BATCHES.items():
+        dataset = batches.training_dataset(encoded, labels, batch_size, padding, seed)
+        speed[padding] = examples_per_second(classifier, dataset, batch_size, timed_batches, warmup)
+        classifier.set_weights(start)
+    speed["speedup"] = speed["bucketed"] / speed["fixed"]
+    return speed

@@ -4,6 +4,7 @@ scoring of new comments."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from toxhelpers import batches, model, pretrained, scoring, tokenization, training
@@ -93,6 +94,20 @@ def test_bad_head_sizes_and_pooling():
         model.build_head(8, "[[32]]")
     with pytest.raises(ValueError, match="pooling must be one of"):
         model.pooling_layer("max")
+
+
+def test_choose_head_takes_the_article_head_or_the_grid_winner():
+    grid = pd.DataFrame([{"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128], "val_roc_auc": 0.96},
+                         {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32], "val_roc_auc": 0.92}])
+    assert training.choose_head(grid, "grid") == {"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128]}
+    article = training.choose_head(grid, "article")
+    assert article == {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32]}
+    article["head_sizes"].append(1)  # the caller's copy: the module's recipe stays as it is
+    assert training.ARTICLE_HEAD["head_sizes"] == [256, 32]
+    with pytest.raises(ValueError, match=r"head_choice must be one of \('article', 'grid'\), got 'best'"):
+        training.choose_head(grid, "best")
+    with pytest.raises(ValueError, match="needs at least one trained grid configuration"):
+        training.choose_head(grid.iloc[:0], "grid")
 
 
 def test_long_comments_are_scored_in_windows_covering_every_token(tokenizer):

@@ -119,6 +119,29 @@ def head_grid(features: dict[str, dict[str, np.ndarray]], labels: dict[str, np.n
     return pd.DataFrame(rows).sort_values("val_roc_auc", ascending=False, ignore_index=True)
 
 
+# The article's phase-1 head: [CLS] vector, Dense 256 -> 32 -> 1, Adam at 5e-5.
+ARTICLE_HEAD = {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32]}
+HEAD_CHOICES = ("article", "grid")
+
+
+def choose_head(grid: pd.DataFrame, head_choice: str) -> dict[str, Any]:
+    """The head configuration to carry into fine-tuning: the article's, or the grid's best.
+
+    The grid ranks heads by phase-1 validation ROC-AUC, i.e. as frozen models. That is not the
+    same as the best starting point for fine-tuning, which only a phase-2 run can tell; hence a
+    choice, made once on validation results and kept as a parameter.
+    """
+    if head_choice not in HEAD_CHOICES:
+        raise ValueError(f"head_choice must be one of {HEAD_CHOICES}, got {head_choice!r}")
+    if head_choice == "article":
+        return dict(ARTICLE_HEAD, head_sizes=list(ARTICLE_HEAD["head_sizes"]))
+    if grid.empty:
+        raise ValueError("head_choice='grid' needs at least one trained grid configuration")
+    best = grid.iloc[0]
+    return {"pooling": str(best["pooling"]), "learning_rate": float(best["learning_rate"]),
+            "head_sizes": [int(size) for size in best["head_sizes"]]}
+
+
 def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, rows: int, batch_size: int,
                       timed_batches: int, warmup_batches: int = 2) -> float:
     """Time ``timed_batches`` training steps and extrapolate to a full epoch of ``rows`` rows.

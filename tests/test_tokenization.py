@@ -92,6 +92,21 @@ def test_training_batches_cover_every_row_once_with_bounded_shapes(padding):
     assert widths_seen <= set(batches.bucket_widths(64)) if padding == "bucketed" else widths_seen == {64}
 
 
+@pytest.mark.parametrize("padding", batches.PADDINGS)
+def test_warmup_dataset_meets_every_width_training_will(padding):
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(2, 65, size=203).tolist()
+    encoded, labels = synthetic_encoded(lengths), np.zeros(203, np.float32)
+
+    def widths(dataset):
+        return [inputs["input_ids"].shape[1] for inputs, _ in dataset]
+
+    training_widths = set(widths(batches.training_dataset(encoded, labels, 16, padding, seed=3)))
+    warmup_widths = widths(batches.warmup_dataset(encoded, labels, 16, padding))
+    assert set(warmup_widths) == training_widths
+    assert len(warmup_widths) == len(training_widths)  # one batch each: a short warm-up
+
+
 def test_bucketed_batches_are_seeded():
     encoded = synthetic_encoded(list(range(2, 60)))
     labels = np.zeros(58, np.float32)

@@ -57,13 +57,41 @@ def _sorted_batches(lengths: np.ndarray, batch_size: int, max_length: int, step:
         yield batch, _width_for(int(lengths[batch].max()), widths)
 
 
+def bucket_batch_sizes(widths: list[int], batch_size: int, tokens_per_batch: int | None = None) -> list[int]:
+    """Rows per batch for each bucket width: ``batch_size`` everywhere, or, with a token budget,
+    as many rows as fit in ``tokens_per_batch`` positions (many short comments, few long ones)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if tokens_per_batch is None:
+        return [batch_size] * len(widths)
+    if tokens_per_batch < max(widths):
+        raise ValueError(f"tokens_per_batch must hold at least one row of {max(widths)} tokens, got {tokens_per_batch}")
+    return [tokens_per_batch // width for width in widths]
+
+
+def batches_per_epoch(encoded: dict[str, np.ndarray], batch_size: int = 32, padding: str = "bucketed",
+                      step: int = 16, tokens_per_batch: int | None = None) -> int:
+    """Exactly how many batches :func:`training_dataset` yields per epoch (a learning-rate
+    schedule needs the step count in advance): each length bucket ends with one partial batch."""
+    check_padding(padding)
+    count, max_length = encoded["input_ids"].shape
+    if padding == "fixed":
+        return -(-count // batch_size)
+    widths = bucket_widths(max_length, step)
+    sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
+    rows_per_bucket = np.bincount(np.searchsorted(widths, row_lengths(encoded)), minlength=len(widths))
+    return int(sum(-(-rows // size) for rows, size in zip(rows_per_bucket, sizes)))
+
+
 def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_size: int = 32,
-                     padding: str = "bucketed", seed: int = 42, step: int = 16, shuffle: bool = True) -> Any:
+                     padding: str = "bucketed", seed: int = 42, step: int = 16, shuffle: bool = True,
+                     tokens_per_batch: int | None = None) -> Any:
     """A ``tf.data.Dataset`` of ``({input_ids, attention_mask}, label)`` batches for ``fit``.
 
     ``fixed``: every batch is ``(batch_size, max_length)``. ``bucketed``: rows are shuffled, then
     grouped by length with ``tf.data``'s ``bucket_by_sequence_length`` and padded to the bucket
-    width, so a batch of short comments costs little.
+    width, so a batch of short comments costs little. ``tokens_per_batch`` (bucketed only) sizes
+    each bucket's batches by a token budget instead of a row count.
     """
     from toxhelpers.tf_setup import tf
 
@@ -85,13 +113,17 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
         return {name: inputs[name][:length] for name in INPUT_NAMES}, label
 
     boundaries = [width + 1 for width in widths]  # a row of length L goes to the first width >= L
+    # Told its exact length, Keras runs no phantom step at the end of the first epoch (with an
+    # unknown length it counts one optimiser step more than there were batches) and sizes bars.
+    count = tf.data.experimental.assert_cardinality(
+        batches_per_epoch(encoded, batch_size, padding, step, tokens_per_batch))
     return dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).bucket_by_sequence_length(
         element_length_func=lambda inputs, label: tf.shape(inputs["input_ids"])[0],
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_batch_sizes=bucket_batch_sizes(widths, batch_size, tokens_per_batch) + [batch_size],
         padded_shapes=({name: [None] for name in INPUT_NAMES}, []),
         pad_to_bucket_boundary=True,  # pad to the bucket's width: a small, fixed set of shapes
-    ).prefetch(tf.data.AUTOTUNE)
+    ).apply(count).prefetch(tf.data.AUTOTUNE)
 
 
 def warmup_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_size: int = 32,

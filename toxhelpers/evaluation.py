@@ -116,6 +116,21 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "roc
     return fig
 
 
+def plot_training_steps(steps: pd.DataFrame, title: str = ""):
+    """Learning rate and running training loss per optimiser step (``training.StepLog.frame()``)."""
+    import matplotlib.pyplot as plt
+
+    fig, (rate_ax, loss_ax) = plt.subplots(1, 2, figsize=(9, 3))
+    rate_ax.plot(steps.index, steps["learning_rate"])
+    rate_ax.set(title="learning rate", xlabel="step")
+    loss_ax.plot(steps.index, steps["loss"])
+    loss_ax.set(title="training loss (running mean within the epoch)", xlabel="step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 # --- Lesson 7: thresholds, prevalence, and where the errors are ----------------------------------
 
 NATURAL_PREVALENCE = 0.095  # toxic share of Kaggle's full test set (9.52%) and of a random train draw

@@ -99,6 +99,7 @@ from typing import Any, TextIO
 import yaml
 
 from toxhelpers.artifacts import atomic_path, read_json, sha256_file, write_json
+from toxhelpers.peak_memory import PeakMemory
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_NOTEBOOKS_DIR = PACKAGE_DIR.parent / "notebooks"
@@ -111,7 +112,7 @@ KERNEL = "python3"
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 RUNNER_SET = "artifacts_dir"  # always set by the runner, never by the user
 PATH_SUFFIXES = ("_dir", "_path", "_file")
-CODE_EXCLUDED = {"runner.py", "__main__.py"}  # how reports are made does not change results
+CODE_EXCLUDED = {"runner.py", "peak_memory.py", "__main__.py"}  # how reports are made does not change results
 DEFAULT_TOLERANCE = 1e-3
 SUMMARY_VERSIONS = ("python", "tensorflow", "transformers", "toxhelpers")
 ARTICLE = {"test accuracy": 0.9218, "test ROC-AUC": 0.969, "majority baseline (full Kaggle test)": 0.9048}
@@ -699,6 +700,7 @@ class NotebookStatus:
     status: str  # ran | reused | failed | not run | not selected
     reason: str = ""
     wall_seconds: float | None = None
+    peak_memory_mb: float | None = None  # its kernel and the kernel's children, at their largest
     parameters: dict[str, Any] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)
     current: bool = False  # its artifacts are complete and match its inputs
@@ -814,9 +816,9 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
     failure = result.failure
     lines.append(f"- **Status:** {run_record['status']}"
                  + (f" ({failure.notebook}, {failure.cell}: {_md(failure.error)})" if failure else ""))
-    memory = run_record["peak_memory_mb"]["kernels"]
+    memory = max((item.peak_memory_mb or 0 for item in result.notebooks), default=0)
     lines.append(f"- **Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s"
-                 + (f" · peak kernel memory {memory:.0f} MB" if memory else ""))
+                 + (f" · peak memory of a notebook {memory:,.0f} MB" if memory else ""))
     source = run_record.get("data_source") or {}
     if source:
         origin = {"demo": "no Jigsaw data found, so the demo set shipped with the package",
@@ -846,10 +848,13 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
               "| Input | Recorded by | Path | sha256 (first 16) |", "|---|---|---|---|"]
     for what, sections, path, sha in input_rows(run_record["inputs"]):
         lines.append(f"| {_md(what)} | {_md(sections)} | `{_md(path)}` | `{sha[:16]}` |")
-    lines += ["", "## Notebooks", "", "| Notebook | Status | Wall time (s) | Note |", "|---|---|---:|---|"]
+    lines += ["", "## Notebooks", "", "Peak memory: the notebook's kernel and any process it started, at their "
+              "largest together (a reused notebook did not run now).", "",
+              "| Notebook | Status | Wall time (s) | Peak memory (MB) | Note |", "|---|---|---:|---:|---|"]
     for item in result.notebooks:
         wall = "" if item.wall_seconds is None else f"{item.wall_seconds:.1f}"
-        lines.append(f"| {item.name} | {item.status} | {wall} | {_md(item.reason)} |")
+        memory = "" if item.peak_memory_mb is None else f"{item.peak_memory_mb:,.0f}"
+        lines.append(f"| {item.name} | {item.status} | {wall} | {memory} | {_md(item.reason)} |")
     lines += ["", "Everything recorded is in `metrics.json`; parameters in `parameters.yaml`; versions, "
               "inputs with full sha256 and timings in `run.json`; executed notebooks in `notebooks/` "
               "and `html/`.", ""]
@@ -1040,15 +1045,18 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
     before = snapshot(ctx.folder.artifacts, ctx.hasher)
     clock = time.monotonic()
     status.reason = reason
+    watch = PeakMemory()
     try:
-        execute(ctx, notebook, options.quiet)
+        with watch:
+            execute(ctx, notebook, options.quiet)
+        status.peak_memory_mb = round(watch.peak_mb)
         render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     except KeyboardInterrupt:
         status.status, status.wall_seconds = "interrupted", round(time.monotonic() - clock, 2)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         raise
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
-        status.wall_seconds = round(time.monotonic() - clock, 2)
+        status.wall_seconds, status.peak_memory_mb = round(time.monotonic() - clock, 2), round(watch.peak_mb)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         status.status, status.failure = "failed", describe_failure(notebook, error)
         _render_quietly(ctx, notebook)
@@ -1058,7 +1066,8 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
     manifest = write_manifest(ctx, notebook, before, wall)
     status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
     status.sections = manifest["sections"]
-    say(f"{counter} {notebook.name} done in {wall:.1f}s (elapsed {_clock(time.monotonic() - started)})")
+    say(f"{counter} {notebook.name} done in {wall:.1f}s, peak memory {status.peak_memory_mb:,} MB "
+        f"(elapsed {_clock(time.monotonic() - started)})")
     return True
 
 
@@ -1103,7 +1112,8 @@ def print_footer(result: RunResult) -> None:
     say("")
     for item in result.notebooks:
         wall = "" if item.wall_seconds is None else f"{item.wall_seconds:8.1f}s"
-        say(f"  {item.name:<{width}}  {item.status:<12} {wall}")
+        memory = "" if item.peak_memory_mb is None else f"{item.peak_memory_mb:8,.0f} MB"
+        say(f"  {item.name:<{width}}  {item.status:<12} {wall} {memory}")
     outcome = "done" if result.ok else "STOPPED"
     say(f"{outcome}: report in {result.folder.root} (summary.md, metrics.json, run.json)")
 

@@ -43,6 +43,100 @@ def early_stopping(patience: int) -> tf_keras.callbacks.EarlyStopping:
                                             restore_best_weights=True)
 
 
+@tf_keras.utils.register_keras_serializable(package="toxhelpers")
+class LinearWarmupDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
+    """BERT's fine-tuning schedule: the learning rate climbs linearly from 0 to ``peak`` over
+    ``warmup_steps``, then falls linearly to 0 at ``total_steps``.
+
+    Why: the first updates come from a head that has never seen a moving encoder, and Adam's
+    moment estimates are still poor; small steps then protect the pretrained weights. Decaying to
+    0 lets one short run settle instead of stopping mid-stride, which is what makes a single epoch
+    at a higher peak rate as good as several epochs at a constant low one (lesson 6 measures it).
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+        super().__init__()
+        if peak <= 0 or total_steps < 1 or not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"need peak > 0 and 0 <= warmup_steps < total_steps, got peak {peak}, "
+                             f"total_steps {total_steps}, warmup_steps {warmup_steps}")
+        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
+
+    def __call__(self, step: Any) -> Any:
+        from toxhelpers.tf_setup import tf
+
+        step = tf.cast(step, tf.float32) + 1.0  # Keras counts from 0; the first update is step 1
+        rising = self.peak * step / max(self.warmup_steps, 1)
+        falling = self.peak * tf.maximum(self.total_steps - step + 1.0, 0.0) / (self.total_steps - self.warmup_steps)
+        return tf.where(step <= self.warmup_steps, rising, tf.minimum(falling, self.peak))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
+def learning_rate_schedule(peak: float, total_steps: int, schedule: str = "linear",
+                           warmup_fraction: float = 0.1) -> Any:
+    """The learning rate lesson 6 fine-tunes with: ``"constant"`` (the article: ``peak`` throughout)
+    or ``"linear"`` (warm-up over ``warmup_fraction`` of the steps, then linear decay to 0)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not 0 <= warmup_fraction < 1:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    if schedule == "constant":
+        return float(peak)
+    return LinearWarmupDecay(peak, total_steps, int(warmup_fraction * total_steps))
+
+
+SCHEDULES = ("constant", "linear")
+
+
+class ValidationScores(tf_keras.callbacks.Callback):
+    """Validation ROC-AUC and PR-AUC after every epoch, put into the epoch's logs as
+    ``val_roc_auc``/``val_pr_auc`` (so :func:`early_stopping` can watch them).
+
+    Cheaper than ``fit(validation_data=...)``: it scores through :func:`batches.predict`, rows
+    sorted by length and one inference graph for every shape (the same graph lesson 6 later scores
+    validation and test with), instead of Keras tracing a test step per bucket width. The
+    probabilities of every epoch are kept, so the best epoch's need no second pass.
+    """
+
+    def __init__(self, encoded: dict[str, np.ndarray], labels: np.ndarray, batch_size: int = 64):
+        super().__init__()
+        self.encoded, self.labels, self.batch_size = encoded, np.asarray(labels), batch_size
+        self.probabilities: dict[int, np.ndarray] = {}
+        self.seconds = 0.0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from toxhelpers import evaluation
+
+        started = time.perf_counter()
+        probabilities = batches.predict(self.model, self.encoded, self.batch_size)[:, 0]
+        scores = evaluation.binary_metrics(self.labels, probabilities)
+        self.probabilities[epoch + 1] = probabilities
+        self.seconds += time.perf_counter() - started
+        if logs is not None:
+            logs.update({"val_roc_auc": scores["roc_auc"], "val_pr_auc": scores["pr_auc"]})
+
+
+class StepLog(tf_keras.callbacks.Callback):
+    """The learning rate and the running training loss at every step, for plotting one epoch
+    from the inside (a one-epoch history has a single point per metric)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        optimizer = self.model.optimizer
+        step = int(optimizer.iterations.numpy())
+        rate = optimizer.learning_rate
+        rate = rate(step - 1) if callable(rate) else rate
+        self.rows.append({"step": step, "learning_rate": float(np.asarray(rate)),
+                          "loss": float((logs or {}).get("loss", np.nan))})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows).set_index("step")
+
+
 class ProgressBar(tf_keras.callbacks.Callback):
     """One plain-text progress bar per epoch, then one line of metrics.
 

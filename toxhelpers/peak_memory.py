@@ -1,0 +1,67 @@
+"""Peak memory of each notebook's kernel, for the run's report (run tooling, not a lesson).
+
+The target is a laptop with 8 GB, so what matters is the most memory a lesson holds at once:
+its kernel plus anything the kernel starts (lesson 8 exports in a child process). The operating
+system's own counters cannot give that per notebook: ``getrusage(RUSAGE_CHILDREN)`` is one
+maximum over every kernel the run ever waited for. So :class:`PeakMemory` watches the runner's
+child processes while one notebook executes: every ``interval`` seconds it adds up their
+resident memory, and it also reads each process's own high-water mark (Linux ``VmHWM``), which
+catches a peak that falls between two samples. The larger of the two is reported.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def high_water_mb(pid: int) -> float:
+    """The process's peak resident memory so far (Linux ``VmHWM``), 0 where unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+class PeakMemory:
+    """``with PeakMemory() as watch: ...``, then ``watch.peak_mb``: the most resident memory the
+    processes started by this one (a notebook's kernel and its children) held at one time."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="peak-memory", daemon=True)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def sample(self) -> None:
+        """One look at every descendant process: their summed current memory, and each one's peak."""
+        total = 0.0
+        for process in psutil.Process().children(recursive=True):
+            try:
+                total += process.memory_info().rss / MB
+                self.peak_mb = max(self.peak_mb, high_water_mb(process.pid))
+            except psutil.Error:  # it ended between the listing and the reading
+                continue
+        self.peak_mb = max(self.peak_mb, total)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)

@@ -138,6 +138,38 @@ def test_bad_input_gives_one_clear_message(lessons: Path, profile: Path, capsys)
     assert "--only '7' matches no notebook" in capsys.readouterr().err
 
 
+def test_bad_run_options_stop_before_anything_runs(lessons: Path, profile: Path, capsys) -> None:
+    """--compare-to, --tolerance and --out are checked first: they used to fail (with a traceback)
+    only after the whole run, or to print "metrics match" after a dry run compared nothing."""
+    out = lessons.parent / "report"
+    base = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--quiet"]
+    truncated = lessons.parent / "truncated"
+    truncated.mkdir()
+    (truncated / "metrics.json").write_text('{"make.count": 2, "make.to')
+    listed = lessons.parent / "listed"
+    listed.mkdir()
+    (listed / "metrics.json").write_text("[1, 2]")
+    a_file = lessons.parent / "a-file"
+    a_file.write_text("not a folder")
+    cases = [
+        (["--compare-to", str(lessons.parent / "missing")], f"--compare-to {lessons.parent / 'missing'}: "
+         f"{lessons.parent / 'missing' / 'metrics.json'} does not exist; expected the report folder of an earlier"),
+        (["--dry-run", "--compare-to", "/nonexistent"], "--compare-to /nonexistent: /nonexistent/metrics.json does not exist"),
+        (["--compare-to", str(truncated)], f"{truncated / 'metrics.json'} is not readable JSON"),
+        (["--compare-to", str(listed)], f"{listed / 'metrics.json'} holds list"),
+        (["--tolerance", "-1"], "--tolerance -1.0: expected a number >= 0"),
+        (["--tolerance", "nan"], "--tolerance nan: expected a number >= 0"),
+        (["--out", str(a_file)], f"--out {a_file}: {a_file} is a file; expected a folder for the report"),
+        (["--out", str(a_file / "sub")], f"--out {a_file / 'sub'}: {a_file} is a file"),
+    ]
+    for arguments, message in cases:
+        argv = base + (arguments if "--out" in arguments else arguments + ["--out", str(out)])
+        assert runner.main(argv) == 2, arguments
+        err = capsys.readouterr().err
+        assert err.startswith("toxhelpers run: error: ") and message in err and err.count("\n") == 1, err
+        assert not out.exists(), f"{arguments}: something ran"
+
+
 def test_selection_by_number_name_and_range(lessons: Path) -> None:
     notebooks = runner.discover_notebooks(lessons)
     names = lambda paths: [path.stem for path in paths]  # noqa: E731
@@ -340,6 +372,19 @@ def test_resume_skips_unchanged_and_reruns_what_changed(lessons: Path, profile: 
     # --force reruns everything.
     assert statuses(runner.run(options(lessons, profile, overrides=["scale=3"], force=True))) == {
         "01_make": "ran", "02_use": "ran"}
+
+
+def test_compare_to_reports_match_and_differences(lessons: Path, profile: Path, capsys) -> None:
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--quiet"]
+    first, second = lessons.parent / "first", lessons.parent / "second"
+    assert runner.main(argv + ["--out", str(first)]) == 0
+    assert runner.main(argv + ["--out", str(second), "--compare-to", str(first)]) == 0
+    assert f"metrics match {first} within tolerance 0.001" in capsys.readouterr().err
+    assert runner.main(argv + ["--out", str(second), "--dry-run", "--compare-to", str(first)]) == 0
+    captured = capsys.readouterr()
+    assert "metrics match" not in captured.err and f"then compare with {first} (4 metrics" in captured.out
+    assert runner.main(argv + ["--out", str(second), "-p", "scale=3", "--compare-to", str(first)]) == 3
+    assert "differs from" in capsys.readouterr().err
 
 
 def test_half_written_artifacts_are_never_trusted(lessons: Path, profile: Path) -> None:

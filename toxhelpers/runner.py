@@ -703,10 +703,24 @@ def _strip_ansi(text: str) -> str:
 
 class _ParameterNoise(logging.Filter):
     """Papermill's parameter-parsing warnings: the runner checks parameters itself (see
-    :func:`declared_parameters`), so these would only confuse."""
+    :func:`declared_parameters`), so these would only confuse. Also nbclient's "Kernel died while
+    waiting for execute reply", logged through papermill: after Ctrl-C it is the kernel the runner
+    shut down, and a kernel that really died is reported as the notebook's failure anyway."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter"))
+        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter",
+                                                   "Kernel died while waiting for execute reply"))
+
+
+class _AbandonedCellNoise(logging.Filter):
+    """After Ctrl-C, nbclient shuts the kernel down under the cell still waiting for its reply;
+    asyncio then prints that abandoned task's DeadKernelError with a traceback at exit, after the
+    runner's own "Interrupted" report. Nothing is lost by dropping it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.getMessage().startswith("Task exception was never retrieved")
+                    and type(error).__name__ == "DeadKernelError")
 
 
 def execute(ctx: Context, notebook: Path, quiet: bool) -> None:
@@ -717,6 +731,9 @@ def execute(ctx: Context, notebook: Path, quiet: bool) -> None:
         papermill_log = logging.getLogger(name)
         if not any(isinstance(item, _ParameterNoise) for item in papermill_log.filters):
             papermill_log.addFilter(_ParameterNoise())
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(item, _AbandonedCellNoise) for item in asyncio_log.filters):
+        asyncio_log.addFilter(_AbandonedCellNoise())
 
     output = ctx.folder.executed(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)

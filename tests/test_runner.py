@@ -213,12 +213,14 @@ def real_lessons(tmp_path: Path, *overrides: str, **changes) -> RunOptions:
 def test_values_take_the_type_of_the_notebooks_defaults(tmp_path: Path) -> None:
     """YAML 1.1 reads 2e-5 as text and no as False: the notebooks' defaults say what was meant."""
     ctx, _ = runner.prepare(real_lessons(tmp_path, "learning_rate=2e-5", "grid_learning_rates=[2e-5, 1]",
-                                         "augment_target=0.3", "max_train_rows=null", "checkpoint=no"))
+                                         "augment_target=0.3", "max_train_rows=null", "checkpoint=no",
+                                         "contextual_checkpoint=2024-01-01"))
     values = ctx.params.values
     assert values["learning_rate"] == 2e-5 and type(values["learning_rate"]) is float
     assert values["grid_learning_rates"] == [2e-5, 1.0]
     assert values["augment_target"] == 0.3 and values["max_train_rows"] is None
     assert values["checkpoint"] == "no"  # a text parameter gets the text typed, not YAML's False
+    assert values["contextual_checkpoint"] == "2024-01-01"  # nor YAML's date
     config = tmp_path / "config.yaml"
     config.write_text("parameters:\n  learning_rate: 2e-5\n")
     ctx, _ = runner.prepare(real_lessons(tmp_path, config=config))

@@ -9,8 +9,8 @@ each value is checked here, before anything runs:
   ``ast.literal_eval``): an int key takes whole numbers (not ``true``); a float key takes any
   number, also text that reads as one (``2e-5``); a text key takes text, and for ``-p`` exactly
   what was typed (``-p label_rule=no`` is ``"no"``, not False); a list key takes a list whose
-  items fit the default's items; a key whose default is None says its type in :data:`RULES`;
-- against the **range or choices** in :data:`RULES`, the one table of what each parameter
+  items fit the default's items; a key whose default is None says its type in that table;
+- against the **range or choices** in :func:`parameter_rules`, the one table of what each parameter
   accepts (numbers in a list, e.g. every learning rate of a grid, are each checked);
 - ``max_length`` and ``benchmark_length`` against the encoder's ``max_position_embeddings``
   (:func:`check_encoder_limit`).
@@ -220,8 +220,8 @@ def coerce(value: Any, kind: Kind | None, typed: str | None = None) -> Any:
     if str in kind.types:
         if isinstance(value, str):
             return value
-        if typed is not None and isinstance(value, (bool, int, float)):
-            return typed
+        if typed is not None and not isinstance(value, (list, dict)):
+            return typed  # YAML's bool, number or date: the user typed text
     if list in kind.types and isinstance(value, list):
         return [coerce(item, kind.item) for item in value]
     raise _Mismatch
@@ -289,7 +289,7 @@ def check_value(key: str, value: Any, kind: Kind | None, rule: Rule, typed: str 
 def checked_values(values: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]],
                    typed: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every value coerced to the type of its notebooks' default and checked against
-    :data:`parameter_rules`; ``typed`` holds the text of each ``-p`` value as given."""
+    :func:`parameter_rules`; ``typed`` holds the text of each ``-p`` value as given."""
     defaults = notebook_defaults(declared)
     rules = parameter_rules()
     checked = {}

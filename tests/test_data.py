@@ -117,7 +117,7 @@ def test_undecodable_bytes_name_the_file_and_offset(tmp_path):
     source = write_kaggle(tmp_path, balanced_rows())
     raw = (tmp_path / "train.csv").read_bytes().replace(b"ordinary comment number 3", b"ordinary \xff\xfe comment")
     (tmp_path / "train.csv").write_bytes(raw)
-    with pytest.raises(ValueError, match=r"train\.csv: bytes at offset \d+ are not valid UTF-8"):
+    with pytest.raises(ValueError, match=r"train\.csv: the byte at offset \d+ \(line 5\) is not valid UTF-8"):
         data.load_train(source)
 
 
@@ -220,3 +220,74 @@ def test_split_paths():
     assert data.split_path("a", "train", "balanced") == Path("a/data/train_balanced.parquet")
     with pytest.raises(ValueError, match="split must be one of"):
         data.split_path("a", "dev")
+
+
+# ------------------------------------------------------------------ issue 12: files that used to slip through
+
+
+def test_a_test_set_without_both_classes_names_the_labels_file(tmp_path):
+    """A header-only or one-class test set used to pass lesson 01 and give NaN scores later."""
+    labels_file = tmp_path / "test_labels.csv"
+    empty = write_kaggle(tmp_path / "empty", balanced_rows(), test_rows=[], label_rows=[])
+    test, _ = data.load_test(empty)
+    with pytest.raises(ValueError, match=r"test_labels\.csv: class 0 \(non-toxic\) has 0 row\(s\); a model can only "
+                                         r"learn, and be scored, on both classes"):
+        data.stratified_sample(data.add_binary_label(test, "toxic"), None, 0, what=empty.path / "test_labels.csv")
+    one_class = write_kaggle(tmp_path, balanced_rows(), label_rows=["t1,1,0,0,0,0,0", "t2,1,0,0,0,1,0"])
+    test, _ = data.load_test(one_class)
+    for rows in (None, 1):  # the full profile and a quick run alike
+        with pytest.raises(ValueError, match=rf"{labels_file}: class 0 \(non-toxic\) has 0 row\(s\)"):
+            data.stratified_sample(data.add_binary_label(test, "toxic"), rows, 0, what=labels_file)
+
+
+@pytest.mark.parametrize("n_toxic, rows", [(0, None), (0, 5), (1, 5)])
+def test_a_train_class_too_small_names_the_file_for_every_profile(tmp_path, n_toxic, rows):
+    """The smoke and demo profiles sample rows: they used to say "the rows to sample from"."""
+    source = write_kaggle(tmp_path, balanced_rows(8, n_toxic))
+    frame = data.add_binary_label(data.load_train(source))
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'train.csv'}: class 1 \(toxic\) has {n_toxic} row\(s\)"):
+        data.stratified_sample(frame, rows, 0, what=tmp_path / "train.csv")
+
+
+def test_an_empty_file_names_the_file(tmp_path):
+    source = write_kaggle(tmp_path, balanced_rows())
+    (tmp_path / "train.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'train.csv'}: the file is empty \(not even a header row\)"):
+        data.load_train(source)
+
+
+def test_a_bad_zip_names_the_file(tmp_path):
+    import zipfile
+
+    source = write_kaggle(tmp_path, balanced_rows())
+    (tmp_path / "train.csv").rename(tmp_path / "kept.csv")
+    zipped = tmp_path / "train.csv.zip"
+    zipped.write_bytes(b"PK\x03\x04 cut short by a failed download")
+    with pytest.raises(ValueError, match=rf"{zipped}: not a readable zip archive"):
+        data.load_train(source)
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.write(tmp_path / "kept.csv", "train.csv")
+        archive.write(tmp_path / "kept.csv", "train (copy).csv")
+    with pytest.raises(ValueError, match=rf"{zipped}: holds 2 files \['train.csv', 'train \(copy\).csv'\]"):
+        data.load_train(source)
+
+
+def test_undecodable_byte_is_located_in_the_file_not_in_a_buffer(tmp_path):
+    """pandas reports an offset within its read buffer; the message must give the file's own."""
+    source = write_kaggle(tmp_path, balanced_rows(3000, 20))
+    raw = (tmp_path / "train.csv").read_bytes()
+    offset = raw.index(b"number 2500,") + len(b"number ")
+    (tmp_path / "train.csv").write_bytes(raw[:offset] + b"\xff" + raw[offset + 1:])
+    line = raw[:offset].count(b"\n") + 1
+    with pytest.raises(ValueError, match=rf"train\.csv: the byte at offset {offset} \(line {line}\) is not valid UTF-8"):
+        data.load_train(source)
+
+
+def test_first_invalid_utf8_across_chunk_boundaries(tmp_path):
+    path = tmp_path / "bytes.csv"
+    good = "id,comment_text\nr1,caf\u00e9 \u2014 \U0001F600\n".encode()  # 2-, 3- and 4-byte characters
+    path.write_bytes(good * 5 + b"r9,\xe2\x80 broken\n")
+    for chunk_size in (1, 2, 3, 7, 1 << 20):
+        assert data.first_invalid_utf8(path, chunk_size) == (len(good) * 5 + 3, 11)
+    path.write_bytes(good)
+    assert data.first_invalid_utf8(path, 3) == (-1, -1)

@@ -135,3 +135,65 @@ def test_scorer_takes_the_most_toxic_window(encoder, tokenizer):
     assert scorer.score([text])[0] == pytest.approx(per_window.max(), abs=1e-6)
     with pytest.raises(TypeError, match="expected a string"):
         scorer.score(["fine", 3])
+
+
+def window_ids(windows: scoring.Windows, row: int) -> list[int]:
+    """The word pieces of one window, without [CLS], [SEP] and padding."""
+    ids = windows.encoded["input_ids"][row][windows.encoded["attention_mask"][row] == 1]
+    return ids[1:-1].tolist()
+
+
+def test_windows_per_comment_are_capped_to_head_and_tail(tokenizer):
+    """Beyond max_windows a comment keeps its first and last windows: the start and the very end
+    of the text are still scored, the middle is not, and the comment is listed as capped."""
+    text = " ".join(f"w{i}" for i in range(3000))
+    pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
+    everything = scoring.token_windows(tokenizer, [text], max_length=16, max_windows=10**6)
+    assert len(everything.owner) > 100 and everything.capped == []
+    capped = scoring.token_windows(tokenizer, ["short one", text], max_length=16, max_windows=6)
+    assert (capped.owner == 0).sum() == 1 and (capped.owner == 1).sum() == 6 and capped.capped == [1]
+    rows = np.flatnonzero(capped.owner == 1)
+    assert [window_ids(capped, row) for row in rows[:3]] == [window_ids(everything, row) for row in range(3)]
+    body, step = 14, 11  # max_length - 2, and body minus the default stride of body // 4
+    tail = [window_ids(capped, row) for row in rows[3:]]
+    assert tail[0][:step] + tail[1][:step] + tail[2] == pieces[-(2 * step + len(tail[2])):]
+    assert len(tail[0]) == len(tail[1]) == body
+
+
+def test_a_five_million_character_comment_is_scored_in_64_windows(tokenizer):
+    text = "You are a pathetic idiot and everyone knows it. " * 104_167
+    assert len(text) > 5_000_000
+    windows = scoring.token_windows(tokenizer, [text], max_length=128)
+    assert len(windows.owner) == scoring.MAX_WINDOWS == 64 and windows.capped == [0]
+    assert window_ids(windows, 63)[-3:] == tokenizer("knows it.", add_special_tokens=False)["input_ids"]
+    blank = "a" + " " * 1_000_000 + "b"  # few pieces in many characters: tokenized whole, not capped
+    assert scoring.token_windows(tokenizer, [blank], max_length=128).capped == []
+    with pytest.raises(ValueError, match="max_windows must be an integer >= 2"):
+        scoring.token_windows(tokenizer, [text], max_length=128, max_windows=1)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_batch_size_must_be_at_least_one(batch_size):
+    """0 used to fail obscurely and -1 to return zeros for every comment without scoring any."""
+    encoded = {"input_ids": np.ones((3, 4), np.int32), "attention_mask": np.ones((3, 4), np.int32)}
+    always_toxic = lambda batch: np.ones(len(batch["input_ids"]))  # noqa: E731
+    message = "batch_size must be an integer >= 1"
+    with pytest.raises(ValueError, match=message):
+        scoring.predict_bucketed(always_toxic, encoded, batch_size)
+    with pytest.raises(ValueError, match=message):
+        batches.predict(object(), encoded, batch_size)
+    with pytest.raises(ValueError, match=message):
+        scoring.TextScorer(always_toxic, tokenizer=None, max_length=8, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"pooling": "cls",', r"not valid JSON"),
+    ('["cls"]', r"holds list"),
+    ('{"pooling": "cls", "maxlength": 64}', r"unknown key\(s\) \['maxlength'\]"),
+    ('{"pooling": "max"}', r"pooling must be one of"),
+])
+def test_malformed_spec_names_the_file(tmp_path, content, problem):
+    path = tmp_path / "spec.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=rf"{path}: .*{problem}"):
+        model.ClassifierSpec.load(path)

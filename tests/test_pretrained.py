@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +81,10 @@ def test_offline_mode_falls_back_to_bundled_with_a_notice(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = pretrained.resolve_checkpoint("distilbert-base-uncased-not-cached-xyz")
     assert resolved.source == "bundled fallback" and resolved.is_bundled
-    assert "NOTICE: the Hugging Face hub is not reachable (HF_HUB_OFFLINE=1)" in capsys.readouterr().err
+    notice = capsys.readouterr().err
+    assert ("NOTICE: 'distilbert-base-uncased-not-cached-xyz' is not a folder (relative to "
+            f"{Path.cwd()}), so it was taken for a Hugging Face hub model name, and the hub is not "
+            "reachable (HF_HUB_OFFLINE=1)") in notice
     described = resolved.describe()
     assert described["model_id"] == pretrained.BUNDLED_MODEL_ID
     assert described["requested"] == "distilbert-base-uncased-not-cached-xyz"
@@ -152,3 +157,42 @@ def test_distilbert_checkpoint_loads_through_auto_classes(tmp_path, bundled_chec
     encoder = pretrained.load_encoder(resolved, config)
     out = encoder(input_ids=np.array([[101, 7592, 102]]), attention_mask=np.array([[1, 1, 1]]))
     assert out.last_hidden_state.shape == (1, 3, 32)
+
+
+def checkpoint_copy(bundled_checkpoint, folder: Path) -> Path:
+    """A local checkpoint folder: the bundled encoder's files, weights included (hard to beat for realism)."""
+    shutil.copytree(bundled_checkpoint.path, folder, ignore=shutil.ignore_patterns("1_Pooling", "*.md"))
+    return folder
+
+
+@pytest.mark.parametrize("cut", [1000, 90_000_000])
+def test_truncated_safetensors_is_refused_naming_the_file(bundled_checkpoint, tmp_path, cut):
+    folder = checkpoint_copy(bundled_checkpoint, tmp_path / "cut")
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as handle:
+        handle.truncate(cut)
+    with pytest.raises(ValueError, match=rf"{weights}: .*expected a complete safetensors file"):
+        pretrained.resolve_checkpoint(str(folder), announce=False)
+
+
+def test_weights_that_are_not_safetensors_are_refused_naming_the_file(bundled_checkpoint, tmp_path):
+    folder = checkpoint_copy(bundled_checkpoint, tmp_path / "junk")
+    (folder / "model.safetensors").write_bytes(b"<html>rate limited</html>")
+    with pytest.raises(ValueError, match=rf"{folder / 'model.safetensors'}: not a readable safetensors file"):
+        pretrained.resolve_checkpoint(str(folder), announce=False)
+
+
+def test_malformed_config_is_refused_naming_the_file(bundled_checkpoint, tmp_path):
+    folder = checkpoint_copy(bundled_checkpoint, tmp_path / "badconfig")
+    (folder / "config.json").write_text('{"model_type": "bert",')
+    with pytest.raises(ValueError, match=rf"{folder / 'config.json'}: not valid JSON .*expected a Hugging Face model config"):
+        pretrained.resolve_checkpoint(str(folder), announce=False)
+
+
+def test_encoder_positions_come_from_the_config(bundled_checkpoint, tmp_path):
+    assert pretrained.encoder_positions(pretrained.BUNDLED)[0] == 512
+    folder = tmp_path / "short"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": 128}))
+    limit, origin = pretrained.encoder_positions(str(folder))
+    assert limit == 128 and str(folder / "config.json") in origin

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 import yaml
 
-from toxhelpers import runner
+from toxhelpers import parameter_checks, runner
 from toxhelpers.runner import RunOptions, UsageError
 
 KERNELSPEC = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
@@ -138,6 +138,38 @@ def test_bad_input_gives_one_clear_message(lessons: Path, profile: Path, capsys)
     assert "--only '7' matches no notebook" in capsys.readouterr().err
 
 
+def test_bad_run_options_stop_before_anything_runs(lessons: Path, profile: Path, capsys) -> None:
+    """--compare-to, --tolerance and --out are checked first: they used to fail (with a traceback)
+    only after the whole run, or to print "metrics match" after a dry run compared nothing."""
+    out = lessons.parent / "report"
+    base = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--quiet"]
+    truncated = lessons.parent / "truncated"
+    truncated.mkdir()
+    (truncated / "metrics.json").write_text('{"make.count": 2, "make.to')
+    listed = lessons.parent / "listed"
+    listed.mkdir()
+    (listed / "metrics.json").write_text("[1, 2]")
+    a_file = lessons.parent / "a-file"
+    a_file.write_text("not a folder")
+    cases = [
+        (["--compare-to", str(lessons.parent / "missing")], f"--compare-to {lessons.parent / 'missing'}: "
+         f"{lessons.parent / 'missing' / 'metrics.json'} does not exist; expected the report folder of an earlier"),
+        (["--dry-run", "--compare-to", "/nonexistent"], "--compare-to /nonexistent: /nonexistent/metrics.json does not exist"),
+        (["--compare-to", str(truncated)], f"{truncated / 'metrics.json'} is not readable JSON"),
+        (["--compare-to", str(listed)], f"{listed / 'metrics.json'} holds list"),
+        (["--tolerance", "-1"], "--tolerance -1.0: expected a number >= 0"),
+        (["--tolerance", "nan"], "--tolerance nan: expected a number >= 0"),
+        (["--out", str(a_file)], f"--out {a_file}: {a_file} is a file; expected a folder for the report"),
+        (["--out", str(a_file / "sub")], f"--out {a_file / 'sub'}: {a_file} is a file"),
+    ]
+    for arguments, message in cases:
+        argv = base + (arguments if "--out" in arguments else arguments + ["--out", str(out)])
+        assert runner.main(argv) == 2, arguments
+        err = capsys.readouterr().err
+        assert err.startswith("toxhelpers run: error: ") and message in err and err.count("\n") == 1, err
+        assert not out.exists(), f"{arguments}: something ran"
+
+
 def test_selection_by_number_name_and_range(lessons: Path) -> None:
     notebooks = runner.discover_notebooks(lessons)
     names = lambda paths: [path.stem for path in paths]  # noqa: E731
@@ -155,6 +187,99 @@ def test_shipped_profiles_only_use_declared_keys() -> None:
         description, values = runner.load_profile(name)
         assert description, f"profile {name} needs a description"
         runner.check_known(values, declared)
+
+
+def test_shipped_profiles_and_notebook_defaults_pass_the_parameter_checks() -> None:
+    """The checks' own table is honest: it names only real parameters, every notebook default
+    and every shipped profile passes it, and keys declared by several notebooks agree on a type."""
+    declared = runner.declared_parameters(runner.discover_notebooks(runner.DEFAULT_NOTEBOOKS_DIR))
+    known = {key for params in declared.values() for key in params}
+    assert set(parameter_checks.parameter_rules()) <= known
+    defaults = parameter_checks.notebook_defaults(declared)
+    for key, values in defaults.items():
+        kinds = {parameter_checks.kind_of(value) for value in values} - {None}
+        assert parameter_checks.merge_kinds(list(kinds)) is not None or not kinds, f"{key}: {values}"
+        for value in values:
+            parameter_checks.checked_values({key: value}, declared)
+    for name in runner.available_profiles():
+        parameter_checks.checked_values(runner.load_profile(name)[1], declared)
+
+
+def real_lessons(tmp_path: Path, *overrides: str, **changes) -> RunOptions:
+    """The real lessons' parameter cells under the smoke profile (only prepared: nothing runs)."""
+    return RunOptions(profile="smoke", overrides=list(overrides), out=tmp_path / "report", quiet=True, **changes)
+
+
+def test_values_take_the_type_of_the_notebooks_defaults(tmp_path: Path) -> None:
+    """YAML 1.1 reads 2e-5 as text and no as False: the notebooks' defaults say what was meant."""
+    ctx, _ = runner.prepare(real_lessons(tmp_path, "learning_rate=2e-5", "grid_learning_rates=[2e-5, 1]",
+                                         "augment_target=0.3", "max_train_rows=null", "checkpoint=no",
+                                         "contextual_checkpoint=2024-01-01"))
+    values = ctx.params.values
+    assert values["learning_rate"] == 2e-5 and type(values["learning_rate"]) is float
+    assert values["grid_learning_rates"] == [2e-5, 1.0]
+    assert values["augment_target"] == 0.3 and values["max_train_rows"] is None
+    assert values["checkpoint"] == "no"  # a text parameter gets the text typed, not YAML's False
+    assert values["contextual_checkpoint"] == "2024-01-01"  # nor YAML's date
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  learning_rate: 2e-5\n")
+    ctx, _ = runner.prepare(real_lessons(tmp_path, config=config))
+    assert ctx.params.values["learning_rate"] == 2e-5
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("learning_rate=fast", "parameter learning_rate=fast: expected a number > 0"),
+    ("learning_rate=0", "parameter learning_rate=0: expected a number > 0"),
+    ("label_rule=no", "parameter label_rule=no: expected one of 'toxic', 'any'"),
+    ("epochs=abc", "parameter epochs=abc: expected an integer >= 1"),
+    ("epochs=true", "parameter epochs=true: expected an integer >= 1"),
+    ("epochs=2.5", "parameter epochs=2.5: expected an integer >= 1"),
+    ("max_length=-1", "parameter max_length=-1: expected an integer >= 2"),
+    ("batch_size=0", "parameter batch_size=0: expected an integer >= 1"),
+    ("validation_fraction=1", "parameter validation_fraction=1: expected a number in (0, 1)"),
+    ("grid_head_sizes=[[32], [0]]", "parameter grid_head_sizes=[[32], [0]]: expected a list of lists of integers >= 1"),
+    ("new_comments=hello", "parameter new_comments=hello: expected a list of texts"),
+    ("max_test_rows=all", "parameter max_test_rows=all: expected an integer >= 2 or null (None)"),
+    ("seed=-1", "parameter seed=-1: expected an integer in [0, 4294967295]"),
+])
+def test_bad_values_stop_the_run_before_it_starts(tmp_path: Path, capsys, override: str, expected: str) -> None:
+    argv = ["--profile", "smoke", "-p", override, "--out", str(tmp_path / "report"), "--dry-run"]
+    assert runner.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"toxhelpers run: error: {expected}\n" == err
+    assert not (tmp_path / "report").exists()
+
+
+def test_sequence_length_is_capped_by_the_encoder(tmp_path: Path, capsys, bundled_checkpoint) -> None:
+    """max_length beyond the encoder's position embeddings is refused before the run."""
+    argv = ["--profile", "smoke", "--out", str(tmp_path / "report"), "--dry-run"]
+    assert runner.main(argv + ["-p", "checkpoint=bundled", "-p", "max_length=100000"]) == 2
+    assert "parameter max_length=100000: expected at most 512, the max_position_embeddings of checkpoint 'bundled'" \
+        in capsys.readouterr().err
+    small = tmp_path / "small-encoder"
+    small.mkdir()
+    config = json.loads((bundled_checkpoint.path / "config.json").read_text())
+    (small / "config.json").write_text(json.dumps(config | {"max_position_embeddings": 64}))
+    assert runner.main(argv + ["-p", f"checkpoint={small}", "-p", "benchmark_length=65"]) == 2
+    assert "parameter benchmark_length=65: expected at most 64" in capsys.readouterr().err
+    assert runner.main(argv + ["-p", "checkpoint=not-cached-anywhere/xyz", "-p", "max_length=513"]) == 2
+    assert "expected at most 512, the usual limit of BERT-family encoders" in capsys.readouterr().err
+    assert runner.main(argv + ["-p", f"checkpoint={small}", "-p", "max_length=64"]) == 0
+
+
+def test_a_checkpoint_folder_is_found_where_the_command_runs(tmp_path: Path, profile: Path) -> None:
+    """Notebooks run in notebooks/: a relative folder must be made absolute, or it would be taken
+    for a hub name there (and silently replaced by the bundled fallback)."""
+    (tmp_path / "mydir").mkdir()
+    params = runner.resolve_parameters(str(profile), None, ["checkpoint=mydir", "contextual_checkpoint=./mydir"],
+                                       base=tmp_path)
+    assert params.values["checkpoint"] == params.values["contextual_checkpoint"] == str(tmp_path / "mydir")
+    hub = runner.resolve_parameters(str(profile), None, ["checkpoint=distilbert-base-uncased",
+                                                         "contextual_checkpoint=bundled"], base=tmp_path)
+    assert hub.values["checkpoint"] == "distilbert-base-uncased" and hub.values["contextual_checkpoint"] == "bundled"
+    with pytest.raises(UsageError, match=r"parameter checkpoint=\./nope: .*/nope is not a folder; expected an existing "
+                                         r"folder \(relative to .*\) or a Hugging Face hub model name"):
+        runner.resolve_parameters(str(profile), None, ["checkpoint=./nope"], base=tmp_path)
 
 
 def test_code_hash_ignores_the_runner_but_sees_lesson_code(tmp_path: Path, monkeypatch) -> None:
@@ -249,6 +374,19 @@ def test_resume_skips_unchanged_and_reruns_what_changed(lessons: Path, profile: 
     # --force reruns everything.
     assert statuses(runner.run(options(lessons, profile, overrides=["scale=3"], force=True))) == {
         "01_make": "ran", "02_use": "ran"}
+
+
+def test_compare_to_reports_match_and_differences(lessons: Path, profile: Path, capsys) -> None:
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--quiet"]
+    first, second = lessons.parent / "first", lessons.parent / "second"
+    assert runner.main(argv + ["--out", str(first)]) == 0
+    assert runner.main(argv + ["--out", str(second), "--compare-to", str(first)]) == 0
+    assert f"metrics match {first} within tolerance 0.001" in capsys.readouterr().err
+    assert runner.main(argv + ["--out", str(second), "--dry-run", "--compare-to", str(first)]) == 0
+    captured = capsys.readouterr()
+    assert "metrics match" not in captured.err and f"then compare with {first} (4 metrics" in captured.out
+    assert runner.main(argv + ["--out", str(second), "-p", "scale=3", "--compare-to", str(first)]) == 3
+    assert "differs from" in capsys.readouterr().err
 
 
 def test_half_written_artifacts_are_never_trusted(lessons: Path, profile: Path) -> None:

@@ -19,6 +19,14 @@ PADDINGS = ("bucketed", "fixed")
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 
+def check_batch_size(batch_size: int) -> int:
+    """A batch size of at least one row: with 0 the batching loops fail obscurely, and with a
+    negative one they silently yield no batches (nothing scored, zeros returned)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
 def bucket_widths(max_length: int, step: int = 16) -> list[int]:
     """The padded lengths batches may take: multiples of ``step`` up to ``max_length``."""
     if step < 1:
@@ -60,8 +68,7 @@ def _sorted_batches(lengths: np.ndarray, batch_size: int, max_length: int, step:
 def bucket_batch_sizes(widths: list[int], batch_size: int, tokens_per_batch: int | None = None) -> list[int]:
     """Rows per batch for each bucket width: ``batch_size`` everywhere, or, with a token budget,
     as many rows as fit in ``tokens_per_batch`` positions (many short comments, few long ones)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = check_batch_size(batch_size)
     if tokens_per_batch is None:
         return [batch_size] * len(widths)
     if tokens_per_batch < max(widths):
@@ -96,6 +103,7 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     from toxhelpers.tf_setup import tf
 
     check_padding(padding)
+    check_batch_size(batch_size)
     labels = np.asarray(labels, dtype=np.float32)
     if len(labels) != len(encoded["input_ids"]):
         raise ValueError(f"{len(labels)} labels for {len(encoded['input_ids'])} encoded rows")
@@ -174,6 +182,7 @@ def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, pa
     width; the outputs are put back in input order. Works for models with one or several outputs.
     """
     check_padding(padding)
+    check_batch_size(batch_size)
     count, max_length = encoded["input_ids"].shape
     if count == 0:
         raise ValueError("nothing to predict: the encoded input has no rows")

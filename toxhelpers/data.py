@@ -12,8 +12,10 @@ for any choice.
 
 from __future__ import annotations
 
+import codecs
 import importlib.resources
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,16 +95,22 @@ def find_file(folder: Path, name: str) -> Path:
 
 
 def read_csv_checked(path: Path, required: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """Read a CSV as UTF-8 with ids and text as strings, failing clearly on bad bytes or columns."""
+    """Read a CSV (or Kaggle's one-file zip of it) as UTF-8 with ids and text as strings, failing
+    with one message naming the file on bad bytes, an empty file, a bad zip or missing columns."""
+    check_zip(path)
     dtypes = {ID_COLUMN: "string", TEXT_COLUMN: "string"}
     try:
         # keep_default_na=False: a comment reading "NA" or "null" is text, not a missing value.
         frame = pd.read_csv(path, encoding="utf-8", dtype=dtypes, keep_default_na=False)
     except UnicodeDecodeError as error:
+        offset, line = first_invalid_utf8(path)
         raise ValueError(
-            f"{path}: bytes at offset {error.start} are not valid UTF-8 ({error.reason}). "
+            f"{path}: the byte at offset {offset} (line {line}) is not valid UTF-8 ({error.reason}). "
             "Expected the UTF-8 CSV files of the Kaggle download; re-download or re-encode the file."
         ) from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty (not even a header row). Expected a CSV with "
+                         f"columns {list(required)}; re-download the file.") from None
     except pd.errors.ParserError as error:
         raise ValueError(f"{path}: not a well-formed CSV file ({error})") from None
     missing = [column for column in required if column not in frame.columns]
@@ -115,6 +123,48 @@ def read_csv_checked(path: Path, required: tuple[str, ...] | list[str]) -> pd.Da
         duplicated = frame.loc[frame[ID_COLUMN].duplicated(), ID_COLUMN].head(3).tolist()
         raise ValueError(f"{path}: ids must be present and unique; repeated or empty ids e.g. {duplicated}")
     return frame
+
+
+def check_zip(path: Path) -> None:
+    """A ``.zip`` must be a readable zip archive holding exactly one file, as Kaggle's are."""
+    if path.suffix.lower() != ".zip":
+        return
+    expected = f"expected Kaggle's zip holding one file, {path.stem}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [info.filename for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{path}: not a readable zip archive ({error}); {expected}") from None
+    if len(members) != 1:
+        raise ValueError(f"{path}: holds {len(members)} files {members[:5]}; {expected}")
+
+
+def _open_bytes(path: Path):
+    """The file's bytes as a stream: the one member of a ``.zip`` (see :func:`check_zip`)."""
+    if path.suffix.lower() != ".zip":
+        return open(path, "rb")
+    archive = zipfile.ZipFile(path)
+    return archive.open(archive.infolist()[0])
+
+
+def first_invalid_utf8(path: Path, chunk_size: int = 1 << 20) -> tuple[int, int]:
+    """(byte offset from the start of the file, line number) of the first byte that is not valid
+    UTF-8; pandas only reports an offset within its read buffer. (-1, -1) if all bytes decode."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with _open_bytes(path) as stream:
+        while True:
+            chunk = stream.read(chunk_size)
+            pending = decoder.getstate()[0]  # bytes of a character split across chunks
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                data = pending + chunk
+                return offset - len(pending) + error.start, lines + data.count(b"\n", 0, error.start)
+            if not chunk:
+                return -1, -1
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
 
 
 def check_comments(frame: pd.DataFrame, path: Path, on_empty: str = "error") -> pd.DataFrame:
@@ -232,31 +282,38 @@ def majority_accuracy(labels: pd.Series | np.ndarray) -> float:
     return max(share, 1.0 - share)
 
 
-def stratified_sample(frame: pd.DataFrame, rows: int | None, seed: int) -> pd.DataFrame:
-    """A seeded, class-stratified subset of ``rows`` rows (all rows when ``rows`` is None)."""
+def stratified_sample(frame: pd.DataFrame, rows: int | None, seed: int,
+                      what: str | os.PathLike = "the rows to sample from") -> pd.DataFrame:
+    """A seeded, class-stratified subset of ``rows`` rows (all rows when ``rows`` is None).
+
+    ``what`` names the file the rows come from, for the error when a class is missing (no model
+    can be trained, no ROC-AUC measured, on one class) or too small to sample from.
+    """
+    require_rows_per_class(frame, what, 1, "a model can only learn, and be scored, on both classes")
     if rows is None or rows >= len(frame):
         return frame.reset_index(drop=True)
-    require_two_per_class(frame, "the rows to sample from")
+    require_rows_per_class(frame, what, 2, "a stratified sample needs at least 2 per class")
     kept, _ = train_test_split(frame, train_size=int(rows), stratify=frame[TARGET_COLUMN],
                                random_state=seed)
     return kept.sort_index().reset_index(drop=True)
 
 
-def require_two_per_class(frame: pd.DataFrame, what: str) -> None:
+def require_rows_per_class(frame: pd.DataFrame, what: str | os.PathLike, minimum: int, why: str) -> None:
+    """Fail, naming ``what``, when the non-toxic or the toxic class has fewer than ``minimum`` rows."""
     counts = frame[TARGET_COLUMN].value_counts()
     for value in (0, 1):
-        if counts.get(value, 0) < 2:
-            raise ValueError(
-                f"{what}: class {value} ({'toxic' if value else 'non-toxic'}) has "
-                f"{int(counts.get(value, 0))} row(s); a stratified split needs at least 2 per class."
-            )
+        if counts.get(value, 0) < minimum:
+            raise ValueError(f"{what}: class {value} ({'toxic' if value else 'non-toxic'}) has "
+                             f"{int(counts.get(value, 0))} row(s); {why}.")
 
 
-def split_train_validation(frame: pd.DataFrame, validation_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified, seeded train/validation split. Do this BEFORE any resampling."""
+def split_train_validation(frame: pd.DataFrame, validation_fraction: float, seed: int,
+                           what: str | os.PathLike = "train.csv") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified, seeded train/validation split. Do this BEFORE any resampling. (``what`` names
+    the file the rows come from, for the error when a class is too small to split.)"""
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction!r}")
-    require_two_per_class(frame, "train.csv")
+    require_rows_per_class(frame, what, 2, "a stratified split needs at least 2 per class")
     train, validation = train_test_split(frame, test_size=validation_fraction,
                                          stratify=frame[TARGET_COLUMN], random_state=seed)
     return train.sort_index().reset_index(drop=True), validation.sort_index().reset_index(drop=True)

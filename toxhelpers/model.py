@@ -15,7 +15,7 @@ tokenizer and a JSON spec. Hugging Face TF layers inside a Keras model do not su
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,22 @@ class ClassifierSpec:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ClassifierSpec":
-        return cls(**read_json(path))
+        """Read a spec written by :meth:`save`, failing with one message that names the file."""
+        expected = (f"expected the JSON object ClassifierSpec.save writes, with keys from "
+                    f"{', '.join(field.name for field in fields(cls))}")
+        try:
+            content = read_json(path)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not valid JSON ({error}); {expected}") from None
+        if not isinstance(content, dict):
+            raise ValueError(f"{path}: holds {type(content).__name__}; {expected}")
+        unknown = sorted(set(content) - {field.name for field in fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; {expected}")
+        try:
+            return cls(**content)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def check_head_sizes(sizes: Any) -> list[int]:

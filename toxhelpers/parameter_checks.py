@@ -1,0 +1,320 @@
+"""Checking a run's parameter values before the first lesson starts.
+
+``toxhelpers run`` takes values from profiles, config files and ``-p key=value``, all read as
+YAML 1.1, which has traps: ``2e-5`` is text (YAML 1.1 wants ``2.0e-5``), ``no`` is False. A value
+that slipped through used to fail minutes later, inside a lesson, after earlier lessons ran. So
+each value is checked here, before anything runs:
+
+- against the **type of the notebooks' default** (their ``parameters`` cells, read with
+  ``ast.literal_eval``): an int key takes whole numbers (not ``true``); a float key takes any
+  number, also text that reads as one (``2e-5``); a text key takes text, and for ``-p`` exactly
+  what was typed (``-p label_rule=no`` is ``"no"``, not False); a list key takes a list whose
+  items fit the default's items; a key whose default is None says its type in that table;
+- against the **range or choices** in :func:`parameter_rules`, the one table of what each parameter
+  accepts (numbers in a list, e.g. every learning rate of a grid, are each checked);
+- ``max_length`` and ``benchmark_length`` against the encoder's ``max_position_embeddings``
+  (:func:`check_encoder_limit`).
+
+Anything the table does not say (e.g. which poolings or augmentation methods exist) is checked by
+the lesson that uses it, with its own message.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ANY_NUMBER = (int, float)
+
+
+class ParameterError(ValueError):
+    """A parameter value the lessons cannot use: one line naming the key, the value and what was expected."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The type a value must have: one or more of bool, int, float, str, list (with its items' kind)."""
+
+    types: tuple[type, ...]
+    item: Kind | None = None  # the kind of a list's items; None: any item
+
+    def describe(self) -> str:
+        names = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+        words = [names[kind] for kind in self.types if kind in names]
+        if list in self.types:
+            words.append(f"a list of {_plural(self.item.describe())}" if self.item else "a list")
+        return " or ".join(words)
+
+
+def _plural(description: str) -> str:
+    """'an integer' -> 'integers', 'a list of integers' -> 'lists of integers' (for list items)."""
+    words = {"an integer": "integers", "a number": "numbers", "text": "texts", "true or false": "true/false values"}
+    for singular, plural in words.items():
+        if description.startswith(singular):
+            return plural + description[len(singular):]
+    return description.replace("a list", "lists", 1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one parameter accepts beyond its default's type. Bounds apply to every number in the
+    value (all items of a list, of lists of lists), choices to every text."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the bound itself is excluded: a learning rate must be > 0
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None is accepted too (e.g. "no limit")
+    kind: Kind | None = None  # the type, when the notebooks' default (None) does not say it
+
+    def describe_range(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {_number(self.high)}"
+        return ""
+
+    def admits(self, number: float) -> bool:
+        above = self.low is None or (number > self.low if self.low_open else number >= self.low)
+        below = self.high is None or (number < self.high if self.high_open else number <= self.high)
+        return above and below
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+INTEGER, NUMBER, TEXT = Kind((int,)), Kind((float,)), Kind((str,))
+POSITIVE = Rule(low=0, low_open=True)
+AT_LEAST_ONE, AT_LEAST_ZERO = Rule(low=1), Rule(low=0)
+SHARE = Rule(low=0, high=1, low_open=True, high_open=True)  # strictly between 0 and 1
+DROPOUT = Rule(low=0, high=1, high_open=True)
+SEQUENCE_LENGTH_KEYS = ("max_length", "benchmark_length")  # capped by the encoder, see check_encoder_limit
+CHECKPOINT_KEY = "checkpoint"
+
+
+@functools.cache
+def parameter_rules() -> dict[str, Rule]:
+    """The one table of parameter ranges and choices (built on first use: the choices come from
+    the modules that define them, which import pandas)."""
+    from toxhelpers import batches, data, tokenization
+
+    return {
+        # 01_data
+        "data_dir": Rule(kind=TEXT, optional=True),
+        "label_rule": Rule(choices=data.LABEL_RULES),
+        "train_rows": Rule(choices=data.TRAIN_ROW_CHOICES),
+        "validation_fraction": SHARE,
+        "target_toxic_share": SHARE,
+        "max_train_rows": Rule(kind=INTEGER, optional=True, low=2),  # a stratified sample: a row per class
+        "max_test_rows": Rule(kind=INTEGER, optional=True, low=2),
+        "seed": Rule(low=0, high=2**32 - 1),  # what numpy and scikit-learn accept
+        # 02_augmentation
+        "aug_p": Rule(low=0, high=1, low_open=True),
+        "augment_target": Rule(kind=Kind((str, float)), choices=("balanced",), low=0, high=1,
+                               low_open=True, high_open=True),
+        "variants_per_row": Rule(kind=INTEGER, optional=True, low=1),
+        "max_augmented_rows": Rule(kind=INTEGER, optional=True, low=0),
+        "compare_rows": AT_LEAST_ONE,
+        "example_rows": AT_LEAST_ZERO,
+        # 03_tokenization (the upper bound of sequence lengths is the encoder's)
+        "max_length": Rule(low=2),  # [CLS] and [SEP]
+        "throughput_rows": AT_LEAST_ONE,
+        # 04_model, 05_training, 06_finetuning
+        "head_sizes": AT_LEAST_ONE,
+        "head_dropout": DROPOUT,
+        "encoder_dropout": DROPOUT,
+        "attention_dropout": DROPOUT,
+        "focal_gamma": AT_LEAST_ZERO,
+        "focal_alpha": Rule(low=0, high=1),
+        "learning_rate": POSITIVE,
+        "training_set": Rule(choices=tokenization.TRAINING_SETS),
+        "epochs": AT_LEAST_ONE,
+        "patience": AT_LEAST_ZERO,
+        "batch_size": AT_LEAST_ONE,
+        "grid_learning_rates": POSITIVE,
+        "grid_head_sizes": AT_LEAST_ONE,
+        "time_uncached_batches": AT_LEAST_ZERO,
+        "padding": Rule(choices=batches.PADDINGS),
+        "compare_padding_batches": AT_LEAST_ZERO,
+        # 07_evaluation
+        "tfidf_C_grid": POSITIVE,
+        "target_recall": Rule(low=0, high=1, low_open=True),
+        "natural_prevalence": SHARE,
+        "prevalence_draws": AT_LEAST_ONE,
+        "length_edges": AT_LEAST_ONE,
+        "error_examples": AT_LEAST_ZERO,
+        # 08_serving
+        "onnx_threads": AT_LEAST_ZERO,
+        "benchmark_length": Rule(low=2),
+        "benchmark_batch_sizes": AT_LEAST_ONE,
+        "latency_repeats": AT_LEAST_ONE,
+        "agreement_rows": AT_LEAST_ZERO,
+        "long_comment_rows": AT_LEAST_ZERO,
+    }
+
+
+# ---------------------------------------------------------------------------------- types
+
+
+def notebook_defaults(declared: Mapping[str, Mapping[str, str]]) -> dict[str, list[Any]]:
+    """{parameter: its default in each notebook declaring it}, from the defaults' source text.
+    A default that is not a plain literal (an expression) is left out: its type is unknown."""
+    defaults: dict[str, list[Any]] = {}
+    for params in declared.values():
+        for key, source in params.items():
+            try:
+                defaults.setdefault(key, []).append(ast.literal_eval(source))
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                defaults.setdefault(key, [])
+    return defaults
+
+
+def kind_of(value: Any) -> Kind | None:
+    """The kind a default value stands for (None for None: it says nothing)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return Kind((list,), merge_kinds([kind_of(item) for item in value]))
+    return Kind((type(value),)) if type(value) in (bool, int, float, str) else None
+
+
+def merge_kinds(kinds: list[Kind | None]) -> Kind | None:
+    """One kind for several defaults of a key (or items of a list): an int and a float make a
+    float; anything else that disagrees gives None (no type check rather than a wrong one)."""
+    known = [kind for kind in kinds if kind is not None]
+    if not known:
+        return None
+    types = {kind.types for kind in known}
+    if types <= {(int,), (float,)}:
+        return NUMBER if (float,) in types else INTEGER
+    if types == {(list,)}:
+        return Kind((list,), merge_kinds([kind.item for kind in known]))
+    return known[0] if len(types) == 1 else None
+
+
+class _Mismatch(Exception):
+    """A value that does not fit its kind (turned into a ParameterError naming the key)."""
+
+
+def coerce(value: Any, kind: Kind | None, typed: str | None = None) -> Any:
+    """``value`` as ``kind`` wants it, or _Mismatch. ``typed`` is the text given with ``-p``:
+    used for a text parameter when YAML made something else of it (``no`` -> False)."""
+    if kind is None:
+        return value
+    if bool in kind.types and isinstance(value, bool):
+        return value
+    if int in kind.types and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if float in kind.types:
+        number = _as_number(value)
+        if number is not None:
+            return number
+    if str in kind.types:
+        if isinstance(value, str):
+            return value
+        if typed is not None and not isinstance(value, (list, dict)):
+            return typed  # YAML's bool, number or date: the user typed text
+    if list in kind.types and isinstance(value, list):
+        return [coerce(item, kind.item) for item in value]
+    raise _Mismatch
+
+
+def _as_number(value: Any) -> float | None:
+    """A finite float from a number or from text like ``2e-5``; None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, ANY_NUMBER):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+# ---------------------------------------------------------------------------------- checks
+
+
+def expected(kind: Kind | None, rule: Rule) -> str:
+    """What a key accepts, in words: "an integer >= 1", "one of 'toxic', 'any'", ..."""
+    words = []
+    if rule.choices:
+        words.append("one of " + ", ".join(map(repr, rule.choices)))
+    types = tuple(type_ for type_ in kind.types if not (rule.choices and type_ is str)) if kind else ()
+    if types:
+        words.append(f"{Kind(types, kind.item).describe()} {rule.describe_range()}".strip())
+    if rule.optional:
+        words.append("null (None)")
+    return " or ".join(words) or "any value"
+
+
+def _leaves(value: Any) -> list[Any]:
+    """The numbers and texts inside a value (list items, recursively)."""
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
+
+
+def check_value(key: str, value: Any, kind: Kind | None, rule: Rule, typed: str | None = None) -> Any:
+    """The value coerced to its kind and checked against its rule, or a ParameterError."""
+    shown = typed if typed is not None else repr(value)
+    failure = ParameterError(f"parameter {key}={shown}: expected {expected(kind, rule)}")
+    if value is None:
+        if rule.optional or kind is None:
+            return None
+        raise failure
+    try:
+        checked = coerce(value, kind, typed)
+    except _Mismatch:
+        raise failure from None
+    for leaf in _leaves(checked):
+        if isinstance(leaf, str) and rule.choices and leaf not in rule.choices:
+            raise failure
+        if isinstance(leaf, ANY_NUMBER) and not isinstance(leaf, bool) and not rule.admits(leaf):
+            raise failure
+    return checked
+
+
+def checked_values(values: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]],
+                   typed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every value coerced to the type of its notebooks' default and checked against
+    :func:`parameter_rules`; ``typed`` holds the text of each ``-p`` value as given."""
+    defaults = notebook_defaults(declared)
+    rules = parameter_rules()
+    checked = {}
+    for key, value in values.items():
+        rule = rules.get(key, Rule())
+        kind = rule.kind or merge_kinds([kind_of(default) for default in defaults.get(key, [])])
+        checked[key] = check_value(key, value, kind, rule, (typed or {}).get(key))
+    return checked
+
+
+def check_encoder_limit(values: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]]) -> None:
+    """Sequence lengths given for the run must fit the encoder: at most its
+    ``max_position_embeddings`` (a longer input has no position vectors and only wastes memory)."""
+    given = {key: values[key] for key in SEQUENCE_LENGTH_KEYS if isinstance(values.get(key), int)}
+    if not given:
+        return
+    from toxhelpers import pretrained
+
+    checkpoint = values.get(CHECKPOINT_KEY)
+    if checkpoint is None:
+        checkpoint = next(iter(notebook_defaults(declared).get(CHECKPOINT_KEY, [])), pretrained.DEFAULT_CHECKPOINT)
+    try:
+        limit, origin = pretrained.encoder_positions(str(checkpoint))
+    except (OSError, ValueError) as error:
+        raise ParameterError(f"parameter {CHECKPOINT_KEY}={checkpoint!r}: {error}") from None
+    for key, length in given.items():
+        if length > limit:
+            raise ParameterError(f"parameter {key}={length}: expected at most {limit}, {origin}")

@@ -42,11 +42,11 @@ RECIPES = {
     "constant-1": {"schedule": "constant", "learning_rate": 2e-5, "epochs": 1},
     "linear-1": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1},
     "linear-2": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 2},
-    "linear-1-tokens": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1, "tokens_per_batch": 2048},
+    "linear-1-cap2048": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1, "tokens_per_batch": 2048},
     "linear-1-len256": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1, "max_length": 256},
     "linear-2-len256": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 2, "max_length": 256},
 }
-DEFAULT_RECIPES = ("linear-1", "linear-1-tokens", "linear-2", "linear-1-len256")
+DEFAULT_RECIPES = ("constant-1", "linear-1", "linear-1-cap2048", "linear-2")
 
 
 def peak_memory_mb() -> float:

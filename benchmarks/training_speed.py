@@ -120,7 +120,7 @@ class Bench:
         classifier.train_on_batch(*numpy_batches[0])  # warm-up builds the graph
         _, bare = timed(lambda: [classifier.train_on_batch(x, y) for x, y in numpy_batches[1:]])
         bare_rate = steps * self.batch_size / bare
-        fit_rate = training.examples_per_second(classifier, dataset, self.batch_size, steps)
+        fit_rate = training.examples_per_second(classifier, dataset, float(self.batch_size), steps)
         return {"steps": steps, "bare_train_on_batch_examples_per_s": bare_rate,
                 "fit_tf_data_examples_per_s": fit_rate, "pipeline_overhead": bare_rate / fit_rate - 1}
 

@@ -66,14 +66,20 @@ def _sorted_batches(lengths: np.ndarray, batch_size: int, max_length: int, step:
 
 
 def bucket_batch_sizes(widths: list[int], batch_size: int, tokens_per_batch: int | None = None) -> list[int]:
-    """Rows per batch for each bucket width: ``batch_size`` everywhere, or, with a token budget,
-    as many rows as fit in ``tokens_per_batch`` positions (many short comments, few long ones)."""
+    """Rows per batch for each bucket width: ``batch_size``, but never more than
+    ``tokens_per_batch`` token positions, so batches of long comments hold fewer rows.
+
+    Why a cap: a training step keeps every layer's activations for the backward pass, and their
+    size grows with rows x width (attention with width squared). On the lessons' encoder a step on
+    32 rows of 128 tokens needs about a gigabyte more than one on 16 such rows; short comments,
+    most of the data, still travel 32 to a batch.
+    """
     batch_size = check_batch_size(batch_size)
     if tokens_per_batch is None:
         return [batch_size] * len(widths)
     if tokens_per_batch < max(widths):
         raise ValueError(f"tokens_per_batch must hold at least one row of {max(widths)} tokens, got {tokens_per_batch}")
-    return [tokens_per_batch // width for width in widths]
+    return [min(batch_size, tokens_per_batch // width) for width in widths]
 
 
 def batches_per_epoch(encoded: dict[str, np.ndarray], batch_size: int = 32, padding: str = "bucketed",
@@ -83,7 +89,7 @@ def batches_per_epoch(encoded: dict[str, np.ndarray], batch_size: int = 32, padd
     check_padding(padding)
     count, max_length = encoded["input_ids"].shape
     if padding == "fixed":
-        return -(-count // batch_size)
+        return -(-count // bucket_batch_sizes([max_length], batch_size, tokens_per_batch)[0])
     widths = bucket_widths(max_length, step)
     sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
     rows_per_bucket = np.bincount(np.searchsorted(widths, row_lengths(encoded)), minlength=len(widths))
@@ -97,8 +103,8 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
 
     ``fixed``: every batch is ``(batch_size, max_length)``. ``bucketed``: rows are shuffled, then
     grouped by length with ``tf.data``'s ``bucket_by_sequence_length`` and padded to the bucket
-    width, so a batch of short comments costs little. ``tokens_per_batch`` (bucketed only) sizes
-    each bucket's batches by a token budget instead of a row count.
+    width, so a batch of short comments costs little. ``tokens_per_batch`` caps the token
+    positions of any batch (:func:`bucket_batch_sizes`).
     """
     from toxhelpers.tf_setup import tf
 
@@ -111,9 +117,9 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    if padding == "fixed":
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     max_length = encoded["input_ids"].shape[1]
+    if padding == "fixed":
+        return dataset.batch(bucket_batch_sizes([max_length], batch_size, tokens_per_batch)[0]).prefetch(tf.data.AUTOTUNE)
     widths = bucket_widths(max_length, step)
 
     def trim(inputs, label):
@@ -135,7 +141,7 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
 
 
 def warmup_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_size: int = 32,
-                   padding: str = "bucketed", step: int = 16) -> Any:
+                   padding: str = "bucketed", step: int = 16, tokens_per_batch: int | None = None) -> Any:
     """One training batch of every input width ``padding`` produces from these rows, in order.
 
     The first step at a new width costs far more than the next ones (graph tracing, kernel
@@ -143,14 +149,17 @@ def warmup_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_siz
     to the scheme being timed. Training on this dataset first leaves nothing new to meet.
     """
     check_padding(padding)
+    max_length = encoded["input_ids"].shape[1]
     if padding == "fixed":
-        chosen = np.arange(min(batch_size, len(labels)))
+        chosen = np.arange(min(bucket_batch_sizes([max_length], batch_size, tokens_per_batch)[0], len(labels)))
     else:
-        widths = bucket_widths(encoded["input_ids"].shape[1], step)
+        widths = bucket_widths(max_length, step)
+        sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
         bucket = np.searchsorted(widths, row_lengths(encoded))  # index of the first width >= length
-        chosen = np.concatenate([np.flatnonzero(bucket == index)[:batch_size] for index in np.unique(bucket)])
+        chosen = np.concatenate([np.flatnonzero(bucket == index)[:sizes[index]] for index in np.unique(bucket)])
     rows = {name: encoded[name][chosen] for name in INPUT_NAMES}
-    return training_dataset(rows, np.asarray(labels)[chosen], batch_size, padding, step=step, shuffle=False)
+    return training_dataset(rows, np.asarray(labels)[chosen], batch_size, padding, step=step, shuffle=False,
+                            tokens_per_batch=tokens_per_batch)
 
 
 def check_padding(padding: str) -> None:

@@ -96,6 +96,8 @@ POSITIVE = Rule(low=0, low_open=True)
 AT_LEAST_ONE, AT_LEAST_ZERO = Rule(low=1), Rule(low=0)
 SHARE = Rule(low=0, high=1, low_open=True, high_open=True)  # strictly between 0 and 1
 DROPOUT = Rule(low=0, high=1, high_open=True)
+# training.SCHEDULES, spelled out here because training imports TensorFlow (a test keeps them equal)
+LEARNING_RATE_SCHEDULES = ("constant", "linear")
 SEQUENCE_LENGTH_KEYS = ("max_length", "benchmark_length")  # capped by the encoder, see check_encoder_limit
 CHECKPOINT_KEY = "checkpoint"
 
@@ -143,6 +145,8 @@ def parameter_rules() -> dict[str, Rule]:
         "grid_head_sizes": AT_LEAST_ONE,
         "time_uncached_batches": AT_LEAST_ZERO,
         "padding": Rule(choices=batches.PADDINGS),
+        "schedule": Rule(choices=LEARNING_RATE_SCHEDULES),
+        "warmup_fraction": Rule(low=0, high=1, high_open=True),
         "compare_padding_batches": AT_LEAST_ZERO,
         # 07_evaluation
         "tfidf_C_grid": POSITIVE,

@@ -236,9 +236,8 @@ def choose_head(grid: pd.DataFrame, head_choice: str) -> dict[str, Any]:
             "head_sizes": [int(size) for size in best["head_sizes"]]}
 
 
-def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, rows: int, batch_size: int,
-                      timed_batches: int, warmup_batches: int = 2) -> float:
-    """Time ``timed_batches`` training steps and extrapolate to a full epoch of ``rows`` rows.
+def seconds_per_step(classifier: tf_keras.Model, dataset: Any, timed_batches: int, warmup_batches: int = 2) -> float:
+    """Average seconds of a training step over ``timed_batches`` steps of ``dataset``.
 
     The first ``warmup_batches`` steps are not timed: they trace the training graph. With bucketed
     batches, warm up on every width first (:func:`batches.warmup_dataset`, as
@@ -249,20 +248,27 @@ def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, rows: int, batch
     classifier.fit(dataset.take(warmup_batches), epochs=1, verbose=0)
     started = time.perf_counter()
     classifier.fit(dataset.skip(warmup_batches).take(timed_batches), epochs=1, verbose=0)
-    per_batch = (time.perf_counter() - started) / timed_batches
-    return per_batch * rows / batch_size
+    return (time.perf_counter() - started) / timed_batches
 
 
-def examples_per_second(classifier: tf_keras.Model, dataset: Any, batch_size: int, timed_batches: int,
+def seconds_per_epoch(classifier: tf_keras.Model, dataset: Any, batches_in_epoch: int, timed_batches: int,
+                      warmup_batches: int = 2) -> float:
+    """Time ``timed_batches`` training steps and extrapolate to an epoch of ``batches_in_epoch``
+    (:func:`batches.batches_per_epoch`)."""
+    return seconds_per_step(classifier, dataset, timed_batches, warmup_batches) * batches_in_epoch
+
+
+def examples_per_second(classifier: tf_keras.Model, dataset: Any, rows_per_batch: float, timed_batches: int,
                         warmup_batches: int = 2) -> float:
-    """Training throughput in examples per second over ``timed_batches`` steps (after warm-up)."""
-    seconds = seconds_per_epoch(classifier, dataset, rows=batch_size * timed_batches, batch_size=batch_size,
-                                timed_batches=timed_batches, warmup_batches=warmup_batches)
-    return batch_size * timed_batches / seconds
+    """Training throughput over ``timed_batches`` steps (after warm-up). ``rows_per_batch`` is the
+    dataset's average (rows / batches per epoch): with a token cap, batches of long comments are
+    smaller, and the timed steps are a random draw of the epoch's batches."""
+    return rows_per_batch / seconds_per_step(classifier, dataset, timed_batches, warmup_batches)
 
 
 def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray], labels: np.ndarray,
-                       batch_size: int, timed_batches: int, seed: int = 42) -> dict[str, float]:
+                       batch_size: int, timed_batches: int, seed: int = 42,
+                       tokens_per_batch: int | None = None) -> dict[str, float]:
     """Training examples/s with fixed and with bucketed padding, both from the same weights.
 
     Before each timing the model trains one batch of every width that padding produces
@@ -273,9 +279,12 @@ def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray
     start = classifier.get_weights()
     speed = {}
     for padding in ("fixed", "bucketed"):
-        classifier.fit(batches.warmup_dataset(encoded, labels, batch_size, padding), epochs=1, verbose=0)
-        dataset = batches.training_dataset(encoded, labels, batch_size, padding, seed)
-        speed[padding] = examples_per_second(classifier, dataset, batch_size, timed_batches, warmup_batches=1)
+        classifier.fit(batches.warmup_dataset(encoded, labels, batch_size, padding, tokens_per_batch=tokens_per_batch),
+                       epochs=1, verbose=0)
+        dataset = batches.training_dataset(encoded, labels, batch_size, padding, seed, tokens_per_batch=tokens_per_batch)
+        rows_per_batch = len(labels) / batches.batches_per_epoch(encoded, batch_size, padding,
+                                                                 tokens_per_batch=tokens_per_batch)
+        speed[padding] = examples_per_second(classifier, dataset, rows_per_batch, timed_batches, warmup_batches=1)
         classifier.set_weights(start)
     speed["speedup"] = speed["bucketed"] / speed["fixed"]
     return speed

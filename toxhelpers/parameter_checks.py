@@ -147,6 +147,7 @@ def parameter_rules() -> dict[str, Rule]:
         "padding": Rule(choices=batches.PADDINGS),
         "schedule": Rule(choices=LEARNING_RATE_SCHEDULES),
         "warmup_fraction": Rule(low=0, high=1, high_open=True),
+        "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2),  # and >= max_length, checked in lesson 6
         "compare_padding_batches": AT_LEAST_ZERO,
         # 07_evaluation
         "tfidf_C_grid": POSITIVE,

@@ -275,3 +275,18 @@ def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
 def predictions_path(artifacts_dir: str | os.PathLike, split: str) -> Path:
     """The fine-tuned model's probabilities for a split (columns id, label, probability, predicted)."""
     return Path(artifacts_dir) / FINETUNED_DIR / f"{split}_predictions.parquet"
+
+
+def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = None) -> Any:
+    """The fine-tuned model's predictions for a split, as 06_finetuning saved them (TensorFlow, the
+    token ids of 03_tokenization); with ``ids``, the rows in that order (every id must be there)."""
+    from toxhelpers.artifacts import read_parquet
+
+    frame = read_parquet(predictions_path(artifacts_dir, split), produced_by="06_finetuning.ipynb")
+    if ids is None:
+        return frame
+    ordered = frame.set_index("id").reindex(np.asarray(ids).astype(str))
+    if ordered["probability"].isna().any():
+        raise ValueError(f"06_finetuning's {split} predictions miss {int(ordered['probability'].isna().sum())} "
+                         "of the requested rows: rerun lesson 6")
+    return ordered.reset_index()

@@ -82,17 +82,24 @@ def bucket_batch_sizes(widths: list[int], batch_size: int, tokens_per_batch: int
     return [min(batch_size, tokens_per_batch // width) for width in widths]
 
 
+def padded_widths(max_length: int, padding: str, step: int = 16) -> list[int]:
+    """The widths batches are padded to: ``max_length`` alone (fixed) or the bucket widths."""
+    check_padding(padding)
+    return [max_length] if padding == "fixed" else bucket_widths(max_length, step)
+
+
+def bucket_of(encoded: dict[str, np.ndarray], widths: list[int]) -> np.ndarray:
+    """Each row's bucket: the index of the first width that holds its real tokens."""
+    return np.searchsorted(widths, row_lengths(encoded))
+
+
 def batches_per_epoch(encoded: dict[str, np.ndarray], batch_size: int = 32, padding: str = "bucketed",
                       step: int = 16, tokens_per_batch: int | None = None) -> int:
     """Exactly how many batches :func:`training_dataset` yields per epoch (a learning-rate
     schedule needs the step count in advance): each length bucket ends with one partial batch."""
-    check_padding(padding)
-    count, max_length = encoded["input_ids"].shape
-    if padding == "fixed":
-        return -(-count // bucket_batch_sizes([max_length], batch_size, tokens_per_batch)[0])
-    widths = bucket_widths(max_length, step)
+    widths = padded_widths(encoded["input_ids"].shape[1], padding, step)
     sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
-    rows_per_bucket = np.bincount(np.searchsorted(widths, row_lengths(encoded)), minlength=len(widths))
+    rows_per_bucket = np.bincount(bucket_of(encoded, widths), minlength=len(widths))
     return int(sum(-(-rows // size) for rows, size in zip(rows_per_bucket, sizes)))
 
 
@@ -117,10 +124,10 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    max_length = encoded["input_ids"].shape[1]
+    widths = padded_widths(encoded["input_ids"].shape[1], padding, step)
+    sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
     if padding == "fixed":
-        return dataset.batch(bucket_batch_sizes([max_length], batch_size, tokens_per_batch)[0]).prefetch(tf.data.AUTOTUNE)
-    widths = bucket_widths(max_length, step)
+        return dataset.batch(sizes[0]).prefetch(tf.data.AUTOTUNE)
 
     def trim(inputs, label):
         length = tf.reduce_sum(inputs["attention_mask"])
@@ -134,7 +141,7 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     return dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).bucket_by_sequence_length(
         element_length_func=lambda inputs, label: tf.shape(inputs["input_ids"])[0],
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=bucket_batch_sizes(widths, batch_size, tokens_per_batch) + [batch_size],
+        bucket_batch_sizes=sizes + [batch_size],
         padded_shapes=({name: [None] for name in INPUT_NAMES}, []),
         pad_to_bucket_boundary=True,  # pad to the bucket's width: a small, fixed set of shapes
     ).apply(count).prefetch(tf.data.AUTOTUNE)
@@ -148,15 +155,10 @@ def warmup_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_siz
     set-up), so a throughput measurement that meets a new width mid-way bills that one-off cost
     to the scheme being timed. Training on this dataset first leaves nothing new to meet.
     """
-    check_padding(padding)
-    max_length = encoded["input_ids"].shape[1]
-    if padding == "fixed":
-        chosen = np.arange(min(bucket_batch_sizes([max_length], batch_size, tokens_per_batch)[0], len(labels)))
-    else:
-        widths = bucket_widths(max_length, step)
-        sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
-        bucket = np.searchsorted(widths, row_lengths(encoded))  # index of the first width >= length
-        chosen = np.concatenate([np.flatnonzero(bucket == index)[:sizes[index]] for index in np.unique(bucket)])
+    widths = padded_widths(encoded["input_ids"].shape[1], padding, step)
+    sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
+    bucket = bucket_of(encoded, widths)
+    chosen = np.concatenate([np.flatnonzero(bucket == index)[:sizes[index]] for index in np.unique(bucket)])
     rows = {name: encoded[name][chosen] for name in INPUT_NAMES}
     return training_dataset(rows, np.asarray(labels)[chosen], batch_size, padding, step=step, shuffle=False,
                             tokens_per_batch=tokens_per_batch)

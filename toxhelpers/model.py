@@ -236,14 +236,15 @@ def spec_path(artifacts_dir: str | os.PathLike) -> Path:
 
 PHASE1_DIR = "phase1"
 FINETUNED_DIR = "finetuned"
+# The lesson that writes each stage's folder (named in the error when it is missing).
+PRODUCERS = {MODEL_DIR: "04_model.ipynb", PHASE1_DIR: "05_training.ipynb", FINETUNED_DIR: "06_finetuning.ipynb"}
 
 
 def load_spec(artifacts_dir: str | os.PathLike, stage: str = MODEL_DIR) -> ClassifierSpec:
     """The spec written by 04_model (``stage="model"``) or 05_training (``stage="phase1"``)."""
     from toxhelpers.artifacts import require
 
-    producer = {MODEL_DIR: "04_model.ipynb", PHASE1_DIR: "05_training.ipynb"}[stage]
-    return ClassifierSpec.load(require(Path(artifacts_dir) / stage / SPEC_FILE, produced_by=producer))
+    return ClassifierSpec.load(require(Path(artifacts_dir) / stage / SPEC_FILE, produced_by=PRODUCERS[stage]))
 
 
 def head_weights_path(artifacts_dir: str | os.PathLike) -> Path:
@@ -272,21 +273,36 @@ def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
     return Path(artifacts_dir) / FINETUNED_DIR / "model"
 
 
-def predictions_path(artifacts_dir: str | os.PathLike, split: str) -> Path:
-    """The fine-tuned model's probabilities for a split (columns id, label, probability, predicted)."""
-    return Path(artifacts_dir) / FINETUNED_DIR / f"{split}_predictions.parquet"
+def predictions_path(artifacts_dir: str | os.PathLike, split: str, stage: str = FINETUNED_DIR) -> Path:
+    """A model's probabilities for a split (columns id, label, probability, predicted): the
+    fine-tuned model's (``stage="finetuned"``, lesson 6) or phase 1's (``"phase1"``, lesson 5)."""
+    return Path(artifacts_dir) / stage / f"{split}_predictions.parquet"
 
 
-def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = None) -> Any:
-    """The fine-tuned model's predictions for a split, as 06_finetuning saved them (TensorFlow, the
-    token ids of 03_tokenization); with ``ids``, the rows in that order (every id must be there)."""
+def save_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any, labels: Any, probabilities: Any,
+                     threshold: float = 0.5, stage: str = FINETUNED_DIR) -> Path:
+    """Write a split's probabilities so later lessons read them instead of running the model again."""
+    import pandas as pd
+
+    from toxhelpers.artifacts import write_parquet
+
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    frame = pd.DataFrame({"id": np.asarray(ids).astype(str), "label": np.asarray(labels), "probability": probabilities,
+                          "predicted": (probabilities >= threshold).astype(int)})
+    return write_parquet(frame, predictions_path(artifacts_dir, split, stage))
+
+
+def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = None, stage: str = FINETUNED_DIR) -> Any:
+    """A model's predictions for a split, as its lesson saved them (TensorFlow, the token ids of
+    03_tokenization); with ``ids``, the rows in that order (every id must be there)."""
     from toxhelpers.artifacts import read_parquet
 
-    frame = read_parquet(predictions_path(artifacts_dir, split), produced_by="06_finetuning.ipynb")
+    producer = PRODUCERS[stage]
+    frame = read_parquet(predictions_path(artifacts_dir, split, stage), produced_by=producer)
     if ids is None:
         return frame
     ordered = frame.set_index("id").reindex(np.asarray(ids).astype(str))
     if ordered["probability"].isna().any():
-        raise ValueError(f"06_finetuning's {split} predictions miss {int(ordered['probability'].isna().sum())} "
-                         "of the requested rows: rerun lesson 6")
+        raise ValueError(f"{producer}'s {split} predictions miss {int(ordered['probability'].isna().sum())} "
+                         f"of the requested rows: rerun {producer}")
     return ordered.reset_index()

@@ -144,6 +144,7 @@ def parameter_rules() -> dict[str, Rule]:
         "grid_learning_rates": POSITIVE,
         "grid_head_sizes": AT_LEAST_ONE,
         "time_uncached_batches": AT_LEAST_ZERO,
+        "transplant_check_rows": AT_LEAST_ONE,
         "padding": Rule(choices=batches.PADDINGS),
         "schedule": Rule(choices=LEARNING_RATE_SCHEDULES),
         "warmup_fraction": Rule(low=0, high=1, high_open=True),

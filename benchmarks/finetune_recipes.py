@@ -56,8 +56,7 @@ def peak_memory_mb() -> float:
 def load_start(artifacts: Path, max_length: int | None):
     """Encoded train/validation splits (re-encoded when ``max_length`` differs) and the phase-1
     classifier (encoder + trained head), exactly as lesson 6 starts."""
-    checkpoint = pretrained.resolve_checkpoint(
-        json.loads((artifacts / "tokens" / "checkpoint.json").read_text())["path"], announce=False)
+    checkpoint = tokenization.tokenized_checkpoint(artifacts, announce=False)
     encoded = {split: tokenization.load_encoded(artifacts, split) for split in ("train", "validation")}
     if max_length and max_length != encoded["train"]["input_ids"].shape[1]:
         tokenizer = pretrained.load_tokenizer(checkpoint)

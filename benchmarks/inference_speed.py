@@ -1,7 +1,7 @@
 """Inference-speed benchmark for lesson 8, measured on this machine and written as a record.
 
 Not a test: nothing here passes or fails. It needs the fine-tuned model of a run of lessons 1-6
-(``finetuned/model`` and ``tokens/test.npz`` under the artifacts folder), then:
+(the fine-tuned model and the encoded test split, see ``toxhelpers.artifacts``), then:
 
     .venv/bin/python benchmarks/inference_speed.py --artifacts reports/full/artifacts
 
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
-from toxhelpers import batches, data, model, report, scoring, serving, tokenization
+from toxhelpers import batches, data, model, report, serving, tokenization
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -77,7 +77,7 @@ def agreement(classifier, onnx: dict, artifacts: Path, rows: int, threshold: flo
         tokens = {name: values[:rows] for name, values in tokens.items()}
     reference = batches.predict(classifier, tokens)[:, 0]
     return {"rows": len(tokens["label"]),
-            **{name: serving.agreement(reference, scoring.predict_bucketed(session, tokens), tokens["label"], threshold)
+            **{name: serving.agreement(reference, batches.predict_with(session, tokens), tokens["label"], threshold)
                for name, session in onnx.items()}}
 
 

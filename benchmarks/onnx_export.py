@@ -58,7 +58,7 @@ def compare(model_folder: str, files: dict[str, str]) -> dict:
     import numpy as np
 
     import toxhelpers  # noqa: F401
-    from toxhelpers import batches, model, scoring, serving
+    from toxhelpers import batches, model, serving
 
     classifier, _, _ = model.load_classifier(model_folder)
     rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def compare(model_folder: str, files: dict[str, str]) -> dict:
     sessions = {route: serving.OnnxClassifier(path) for route, path in files.items()}
     inputs = serving.benchmark_inputs({"input_ids": ids, "attention_mask": np.ones_like(ids)}, [1, 32], 128)
     table = serving.latency_table(sessions, inputs, repeats=20)
-    return {route: {"max_abs_difference_vs_tf": float(np.abs(scoring.predict_bucketed(session, encoded) - reference).max()),
+    return {route: {"max_abs_difference_vs_tf": float(np.abs(batches.predict_with(session, encoded) - reference).max()),
                     **{f"batch{batch}_median_ms": float(table.loc[(batch, route), "median_ms"]) for batch in (1, 32)}}
             for route, session in sessions.items()}
 

@@ -49,8 +49,7 @@ class Bench:
 
     def __init__(self, artifacts: Path, batch_size: int):
         self.artifacts, self.batch_size = artifacts, batch_size
-        self.checkpoint = pretrained.resolve_checkpoint(
-            json.loads((artifacts / "tokens" / "checkpoint.json").read_text())["path"], announce=False)
+        self.checkpoint = tokenization.tokenized_checkpoint(artifacts, announce=False)
         self.spec = model.load_spec(artifacts, "phase1")
         self.encoded = {split: tokenization.load_encoded(artifacts, split) for split in ("train", "validation")}
         self.labels = {split: arrays["label"] for split, arrays in self.encoded.items()}

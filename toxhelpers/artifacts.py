@@ -1,4 +1,9 @@
-"""Reading and writing the files one lesson hands to the next.
+"""What one lesson hands to the next: the artifact table, and safe reading and writing.
+
+:data:`ARTIFACTS` is the contract between the lessons: every file a lesson writes for a later one,
+where it lives under ``artifacts_dir``, the lesson that writes it and the function that reads it
+back. Lessons, benchmarks and tests find a path with :func:`artifact_path` and never build one by
+hand, and :data:`LESSONS` is the one place (besides ``notebooks/``) that names the notebooks.
 
 Every artifact is written atomically (to a temporary file in the same folder, then renamed), so
 an interrupted run never leaves a half-written file that a later run, or a resume, would trust.
@@ -12,11 +17,86 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+# The lessons, by the section name each one records its metrics under.
+LESSONS = {
+    "data": "01_data.ipynb",
+    "augmentation": "02_augmentation.ipynb",
+    "tokenization": "03_tokenization.ipynb",
+    "model": "04_model.ipynb",
+    "training": "05_training.ipynb",
+    "finetuning": "06_finetuning.ipynb",
+    "evaluation": "07_evaluation.ipynb",
+    "serving": "08_serving.ipynb",
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One thing a lesson writes for later ones: its place under ``artifacts_dir`` (``{fields}``
+    filled in by :func:`artifact_path`), the lesson (section) that writes it, and its reader."""
+
+    path: str
+    lesson: str
+    loader: str
+    about: str
+
+    @property
+    def produced_by(self) -> str:
+        return LESSONS[self.lesson]
+
+
+ARTIFACTS = {
+    "split": Artifact("data/{split}.parquet", "data", "data.load_split",
+                      "lesson 1's train, validation and test rows, with their 0/1 label"),
+    "balanced_train": Artifact("data/train_balanced.parquet", "augmentation", "data.load_split",
+                               "the training split with augmented toxic rows added"),
+    "word_vectors": Artifact("augment/word_vectors_{weights}.w2v.bin", "augmentation", "augment.ensure_word_vectors",
+                             "the encoder's input embeddings as word2vec vectors (the augmenter's synonyms)"),
+    "tokens": Artifact("tokens/{split}.npz", "tokenization", "tokenization.load_encoded",
+                       "a split's token ids and attention mask, with labels and row ids"),
+    "tokenized_for": Artifact("tokens/checkpoint.json", "tokenization", "tokenization.tokenized_checkpoint",
+                              "the pretrained weights the token ids were made for: later lessons use these"),
+    "model_spec": Artifact("model/spec.json", "model", "model.load_spec",
+                           "the classifier's recipe: encoder, dropout, head, loss"),
+    "phase1_spec": Artifact("phase1/spec.json", "training", "model.load_spec",
+                            "the recipe with phase 1's choices (pooling, head, training set)"),
+    "phase1_head": Artifact("phase1/head.weights.h5", "training", "model.load_head",
+                            "the head trained on the frozen encoder"),
+    "phase1_predictions": Artifact("phase1/{split}_predictions.parquet", "training", "model.load_predictions",
+                                   "phase 1's probabilities (columns id, label, probability, predicted)"),
+    "finetuned_model": Artifact("finetuned/model", "finetuning", "model.load_classifier",
+                                "the fine-tuned classifier: encoder, head, tokenizer and spec (with its threshold)"),
+    "finetuned_predictions": Artifact("finetuned/{split}_predictions.parquet", "finetuning", "model.load_predictions",
+                                      "the fine-tuned model's validation and test probabilities"),
+    "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
+                                  "threshold, validation and test metrics, and the training time"),
+    "onnx": Artifact("serving/classifier.{variant}.onnx", "serving", "serving.OnnxClassifier",
+                     "the fine-tuned classifier as ONNX (fp32) and its int8 quantization"),
+}
+
+
+def artifact(name: str) -> Artifact:
+    if name not in ARTIFACTS:
+        raise KeyError(f"no artifact {name!r}; the table has {sorted(ARTIFACTS)}")
+    return ARTIFACTS[name]
+
+
+def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) -> Path:
+    """Where artifact ``name`` lives under ``artifacts_dir`` (``fields`` fill its ``{placeholders}``)."""
+    return Path(artifacts_dir) / artifact(name).path.format(**fields)
+
+
+def require_artifact(artifacts_dir: str | os.PathLike, name: str, **fields: str) -> Path:
+    """The artifact's path if it exists, else an error naming the lesson that writes it."""
+    return require(artifact_path(artifacts_dir, name, **fields), produced_by=artifact(name).produced_by)
 
 
 @contextlib.contextmanager
@@ -71,9 +151,8 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def read_parquet(path: str | os.PathLike, *, produced_by: str) -> pd.DataFrame:
-    """Read an artifact, saying which lesson to run first when it is missing."""
-    return pd.read_parquet(require(path, produced_by=produced_by))
+def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_parquet(path)
 
 
 def write_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
@@ -84,8 +163,8 @@ def write_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path
     return Path(path)
 
 
-def read_arrays(path: str | os.PathLike, *, produced_by: str) -> dict[str, np.ndarray]:
-    with np.load(require(path, produced_by=produced_by)) as archive:
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    with np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
 
 

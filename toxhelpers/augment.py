@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before nlpaug pulls in transformers)
-from toxhelpers.artifacts import atomic_path, sha256_file, write_parquet
+from toxhelpers.artifacts import LESSONS, artifact_path, atomic_path, sha256_file, write_parquet
 from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, SPLITS, TARGET_COLUMN, TEXT_COLUMN, split_path
 
 # --- the methods on offer ---------------------------------------------------------------------
@@ -93,7 +93,6 @@ NLPAUG_MODEL_TYPE = {"bert": "bert", "distilbert": "bert"}
 MASKED_LM_HEAD_PREFIXES = ("cls.predictions.", "vocab_projector.", "vocab_transform.")
 PYTORCH_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
-WORD_VECTORS_DIR = "augment"
 WORD_PATTERN = re.compile(r"[a-z]{2,}")  # whole lowercase words: no ##pieces, [unused], digits
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 WORD_CHARACTER = re.compile(r"\w")
@@ -207,7 +206,7 @@ def make_spelling_deterministic(augmenter: Any) -> None:
 
 def word_vectors_path(artifacts_dir: str | os.PathLike, weights_sha256: str) -> Path:
     """Where the exported vectors of the encoder with these weights are cached."""
-    return Path(artifacts_dir) / WORD_VECTORS_DIR / f"word_vectors_{weights_sha256[:12]}.w2v.bin"
+    return artifact_path(artifacts_dir, "word_vectors", weights=weights_sha256[:12])
 
 
 def ensure_word_vectors(artifacts_dir: str | os.PathLike, encoder: str = "bundled") -> Path:
@@ -576,12 +575,12 @@ def plan_variants(train: pd.DataFrame, needed: int, variants_per_row: int | None
 
 
 def check_training_frame(train: pd.DataFrame) -> None:
-    """One clear error when the frame is not a split written by 01_data."""
+    """One clear error when the frame is not a split written by lesson 1."""
     required = [ID_COLUMN, TEXT_COLUMN, *LABEL_COLUMNS, TARGET_COLUMN]
     missing = [column for column in required if column not in train.columns]
     if missing:
         raise ValueError(f"expected a training split with columns {required} (as written by "
-                         f"01_data.ipynb); missing {missing}")
+                         f"{LESSONS['data']}); missing {missing}")
     if train[ID_COLUMN].duplicated().any():
         raise ValueError("the training split's ids must be unique")
 
@@ -709,7 +708,7 @@ def check_no_leakage(balanced: pd.DataFrame, train: pd.DataFrame,
 
 
 def split_file_hashes(artifacts_dir: str | os.PathLike) -> dict[str, str]:
-    """sha256 of each split file 01_data wrote: compared before and after augmenting."""
+    """sha256 of each split file lesson 1 wrote: compared before and after augmenting."""
     return {split: sha256_file(split_path(artifacts_dir, split)) for split in SPLITS}
 
 

@@ -192,6 +192,13 @@ def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, pa
     With ``bucketed`` padding rows are processed in length order, each batch cut to its bucket
     width; the outputs are put back in input order. Works for models with one or several outputs.
     """
+    return predict_with(inference_function(model), encoded, batch_size, padding, step)
+
+
+def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str, np.ndarray], batch_size: int = 64,
+                 padding: str = "bucketed", step: int = 16) -> Any:
+    """:func:`predict` for any backend: ``run`` maps a batch ``{"input_ids", "attention_mask"}``
+    (int32, rows x width) to its outputs (a TensorFlow graph, an ONNX Runtime session...)."""
     check_padding(padding)
     check_batch_size(batch_size)
     count, max_length = encoded["input_ids"].shape
@@ -202,7 +209,6 @@ def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, pa
                    for start in range(0, count, batch_size)]
     else:
         batches = list(_sorted_batches(row_lengths(encoded), batch_size, max_length, step))
-    run = inference_function(model)
     outputs: list[list[np.ndarray]] = []
     for rows, width in batches:
         result = run({name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32) for name in INPUT_NAMES})

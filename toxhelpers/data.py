@@ -37,7 +37,6 @@ CONVENTIONAL_DIR = Path("data") / "jigsaw-toxic-comment-classification-challenge
 RANDOM_IDS_FILE = "train_random_ids.csv"
 
 SPLITS = ("train", "validation", "test")
-SPLIT_DIR = "data"
 
 
 @dataclass(frozen=True)
@@ -342,19 +341,30 @@ def undersample_majority(train: pd.DataFrame, target_share: float, seed: int) ->
 
 
 def split_path(artifacts_dir: str | os.PathLike, split: str, variant: str | None = None) -> Path:
-    """Where a split is stored: ``data/<split>.parquet`` (``data/train_<variant>.parquet``)."""
+    """Where a split is stored (the artifact table's ``split``, or ``balanced_train`` for the
+    ``balanced`` variant of the training split)."""
+    from toxhelpers.artifacts import artifact_path
+
+    name, fields = _split_artifact(split, variant)
+    return artifact_path(artifacts_dir, name, **fields)
+
+
+def _split_artifact(split: str, variant: str | None) -> tuple[str, dict[str, str]]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    name = split if variant in (None, "", "unbalanced") else f"{split}_{variant}"
-    return Path(artifacts_dir) / SPLIT_DIR / f"{name}.parquet"
+    if variant in (None, "", "unbalanced"):
+        return "split", {"split": split}
+    if (split, variant) != ("train", "balanced"):
+        raise ValueError(f"only the training split has a balanced variant, got split {split!r}, variant {variant!r}")
+    return "balanced_train", {}
 
 
 def load_split(artifacts_dir: str | os.PathLike, split: str, variant: str | None = None) -> pd.DataFrame:
-    """Read a split written by 01_data (or the balanced train set written by 02_augmentation)."""
-    from toxhelpers.artifacts import read_parquet
+    """Read a split written by lesson 1 (or the balanced train set written by lesson 2)."""
+    from toxhelpers.artifacts import read_parquet, require_artifact
 
-    producer = "02_augmentation.ipynb" if variant not in (None, "", "unbalanced") else "01_data.ipynb"
-    return read_parquet(split_path(artifacts_dir, split, variant), produced_by=producer)
+    name, fields = _split_artifact(split, variant)
+    return read_parquet(require_artifact(artifacts_dir, name, **fields))
 
 
 def announce_source(source: DataSource) -> str:

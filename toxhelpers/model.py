@@ -44,6 +44,7 @@ class ClassifierSpec:
     focal_alpha: float = 0.2
     threshold: float = 0.5
     head_learning_rate: float | None = None
+    training_set: str | None = None  # decided in lesson 5 ("unbalanced" or "balanced"); lesson 6 follows it
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -214,11 +215,8 @@ def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, Cla
     from toxhelpers.pretrained import quiet_transformers
 
     folder = Path(folder)
-    if not (folder / SPEC_FILE).is_file():
-        raise FileNotFoundError(f"{folder} holds no saved classifier (no {SPEC_FILE}); "
-                                "06_finetuning.ipynb writes one")
     quiet_transformers()
-    spec = ClassifierSpec.load(folder / SPEC_FILE)
+    spec = ClassifierSpec.load(require_saved_classifier(folder))
     encoder = TFAutoModel.from_pretrained(folder / "encoder")
     head = build_head(encoder.config.hidden_size, spec.head_sizes, spec.head_dropout)
     head.load_weights(str(folder / "head.weights.h5"))
@@ -226,83 +224,119 @@ def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, Cla
     return build_classifier(encoder, head, spec.pooling), tokenizer, spec
 
 
-MODEL_DIR = "model"
+def require_saved_classifier(folder: str | os.PathLike) -> Path:
+    """The spec file of a classifier folder, or an error saying which lesson saves one."""
+    from toxhelpers.artifacts import artifact
+
+    path = Path(folder) / SPEC_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} holds no saved classifier (no {SPEC_FILE}); "
+                                f"{artifact('finetuned_model').produced_by} writes one")
+    return path
 
 
-def spec_path(artifacts_dir: str | os.PathLike) -> Path:
-    """The recipe 04_model writes and lessons 5-6 rebuild the classifier from."""
-    return Path(artifacts_dir) / MODEL_DIR / SPEC_FILE
+# The stages a classifier passes through, each saved by its lesson (see artifacts.ARTIFACTS):
+# "model" (04: the recipe), "phase1" (05: + the trained head), "finetuned" (06: + the threshold).
+STAGES = ("model", "phase1", "finetuned")
 
 
-PHASE1_DIR = "phase1"
-FINETUNED_DIR = "finetuned"
-# The lesson that writes each stage's folder (named in the error when it is missing).
-PRODUCERS = {MODEL_DIR: "04_model.ipynb", PHASE1_DIR: "05_training.ipynb", FINETUNED_DIR: "06_finetuning.ipynb"}
+def load_spec(artifacts_dir: str | os.PathLike, stage: str = "model") -> ClassifierSpec:
+    """The classifier's spec as a stage left it: lesson 4's recipe (``"model"``), with phase 1's
+    choices (``"phase1"``), or the fine-tuned model's, with its threshold (``"finetuned"``)."""
+    from toxhelpers.artifacts import require_artifact
+
+    if stage == "finetuned":
+        return ClassifierSpec.load(require_saved_classifier(require_artifact(artifacts_dir, "finetuned_model")))
+    return ClassifierSpec.load(require_artifact(artifacts_dir, f"{_checked_stage(stage, ('model', 'phase1'))}_spec"))
 
 
-def load_spec(artifacts_dir: str | os.PathLike, stage: str = MODEL_DIR) -> ClassifierSpec:
-    """The spec written by 04_model (``stage="model"``) or 05_training (``stage="phase1"``)."""
-    from toxhelpers.artifacts import require
+def save_spec(spec: ClassifierSpec, artifacts_dir: str | os.PathLike) -> Path:
+    """Lesson 4's recipe, which lessons 5 and 6 rebuild the classifier from."""
+    from toxhelpers.artifacts import artifact_path
 
-    return ClassifierSpec.load(require(Path(artifacts_dir) / stage / SPEC_FILE, produced_by=PRODUCERS[stage]))
-
-
-def head_weights_path(artifacts_dir: str | os.PathLike) -> Path:
-    """Phase 1's trained head, which 06_finetuning puts back on the encoder."""
-    return Path(artifacts_dir) / PHASE1_DIR / "head.weights.h5"
+    return spec.save(artifact_path(artifacts_dir, "model_spec"))
 
 
 def save_head(head: tf_keras.Model, spec: ClassifierSpec, artifacts_dir: str | os.PathLike) -> Path:
-    path = save_head_weights(head, head_weights_path(artifacts_dir))
-    spec.save(path.parent / SPEC_FILE)
+    """Phase 1's trained head and the spec it was trained with (lesson 6 starts from both)."""
+    from toxhelpers.artifacts import artifact_path
+
+    path = save_head_weights(head, artifact_path(artifacts_dir, "phase1_head"))
+    spec.save(artifact_path(artifacts_dir, "phase1_spec"))
     return path
 
 
 def load_head(artifacts_dir: str | os.PathLike, hidden_size: int) -> tuple[tf_keras.Model, ClassifierSpec]:
     """Phase 1's head with its trained weights, and the spec it was trained with."""
-    from toxhelpers.artifacts import require
+    from toxhelpers.artifacts import require_artifact
 
-    spec = load_spec(artifacts_dir, PHASE1_DIR)
+    spec = load_spec(artifacts_dir, "phase1")
     head = build_head(hidden_size, spec.head_sizes, spec.head_dropout)
-    head.load_weights(str(require(head_weights_path(artifacts_dir), produced_by="05_training.ipynb")))
+    head.load_weights(str(require_artifact(artifacts_dir, "phase1_head")))
     return head, spec
 
 
 def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
-    """Where 06_finetuning saves the fine-tuned classifier (a folder for :func:`load_classifier`)."""
-    return Path(artifacts_dir) / FINETUNED_DIR / "model"
+    """Where lesson 6 saves the fine-tuned classifier (a folder for :func:`load_classifier`)."""
+    from toxhelpers.artifacts import artifact_path
+
+    return artifact_path(artifacts_dir, "finetuned_model")
 
 
-def predictions_path(artifacts_dir: str | os.PathLike, split: str, stage: str = FINETUNED_DIR) -> Path:
-    """A model's probabilities for a split (columns id, label, probability, predicted): the
-    fine-tuned model's (``stage="finetuned"``, lesson 6) or phase 1's (``"phase1"``, lesson 5)."""
-    return Path(artifacts_dir) / stage / f"{split}_predictions.parquet"
+def load_finetuned(artifacts_dir: str | os.PathLike) -> tuple[tf_keras.Model, Any, ClassifierSpec]:
+    """The classifier lesson 6 fine-tuned and saved: (model, tokenizer, spec)."""
+    from toxhelpers.artifacts import require_artifact
+
+    return load_classifier(require_artifact(artifacts_dir, "finetuned_model"))
+
+
+def save_finetuning_metrics(artifacts_dir: str | os.PathLike, metrics: dict[str, Any]) -> Path:
+    """Lesson 6's threshold, validation and test metrics and training time, for later lessons."""
+    from toxhelpers.artifacts import artifact_path, write_json
+
+    return write_json(metrics, artifact_path(artifacts_dir, "finetuned_metrics"))
+
+
+def load_finetuning_metrics(artifacts_dir: str | os.PathLike) -> dict[str, Any]:
+    from toxhelpers.artifacts import read_json, require_artifact
+
+    return read_json(require_artifact(artifacts_dir, "finetuned_metrics"))
+
+
+def _checked_stage(stage: str, allowed: tuple[str, ...] = STAGES) -> str:
+    if stage not in allowed:
+        raise ValueError(f"stage must be one of {allowed}, got {stage!r}")
+    return stage
 
 
 def save_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any, labels: Any, probabilities: Any,
-                     threshold: float = 0.5, stage: str = FINETUNED_DIR) -> Path:
-    """Write a split's probabilities so later lessons read them instead of running the model again."""
+                     threshold: float = 0.5, stage: str = "finetuned") -> Path:
+    """Write a split's probabilities (columns id, label, probability, predicted) so later lessons
+    read them instead of running the model again: phase 1's (``stage="phase1"``, lesson 5) or the
+    fine-tuned model's (``"finetuned"``, lesson 6)."""
     import pandas as pd
 
-    from toxhelpers.artifacts import write_parquet
+    from toxhelpers.artifacts import artifact_path, write_parquet
 
     probabilities = np.asarray(probabilities, dtype=np.float64)
     frame = pd.DataFrame({"id": np.asarray(ids).astype(str), "label": np.asarray(labels), "probability": probabilities,
                           "predicted": (probabilities >= threshold).astype(int)})
-    return write_parquet(frame, predictions_path(artifacts_dir, split, stage))
+    name = f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions"
+    return write_parquet(frame, artifact_path(artifacts_dir, name, split=split))
 
 
-def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = None, stage: str = FINETUNED_DIR) -> Any:
+def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = None, stage: str = "finetuned") -> Any:
     """A model's predictions for a split, as its lesson saved them (TensorFlow, the token ids of
-    03_tokenization); with ``ids``, the rows in that order (every id must be there)."""
-    from toxhelpers.artifacts import read_parquet
+    lesson 3); with ``ids``, the rows in that order (every id must be there)."""
+    from toxhelpers.artifacts import artifact, read_parquet, require_artifact
 
-    producer = PRODUCERS[stage]
-    frame = read_parquet(predictions_path(artifacts_dir, split, stage), produced_by=producer)
+    name = f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions"
+    frame = read_parquet(require_artifact(artifacts_dir, name, split=split))
     if ids is None:
         return frame
     ordered = frame.set_index("id").reindex(np.asarray(ids).astype(str))
     if ordered["probability"].isna().any():
+        producer = artifact(name).produced_by
         raise ValueError(f"{producer}'s {split} predictions miss {int(ordered['probability'].isna().sum())} "
                          f"of the requested rows: rerun {producer}")
     return ordered.reset_index()

@@ -139,6 +139,28 @@ def _finish(requested: str, folder: Path, source: str, notice: str | None, annou
     return resolved
 
 
+def checkpoint_from_record(record: dict[str, Any], announce: bool = True) -> Checkpoint:
+    """The checkpoint a :meth:`Checkpoint.describe` record names, with its weights hashed again."""
+    from toxhelpers.artifacts import artifact
+
+    lesson = artifact("tokenized_for").produced_by
+    folder = Path(record["path"])
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the pretrained weights recorded by {lesson} ({record['model_id']}) were "
+                                f"in {folder}, which no longer exists; rerun {lesson}")
+    weights = find_weights(folder)
+    sha = sha256_file(weights)
+    if sha != record["weights_sha256"]:
+        raise ValueError(f"{weights} changed since {lesson} encoded the comments for it (sha256 "
+                         f"{record['weights_sha256'][:12]}... then, {sha[:12]}... now); rerun {lesson}")
+    resolved = Checkpoint(record["requested"], folder, record["source"], weights, sha, _model_type(folder),
+                          record.get("notice"))
+    if announce:
+        print(f"Pretrained encoder, as tokenized for in lesson 3: {resolved.describe()['model_id']} "
+              f"({resolved.model_type}, {resolved.source}), weights {weights.name} sha256 {sha[:12]}...")
+    return resolved
+
+
 def find_weights(folder: Path) -> Path:
     for name in WEIGHT_FILES:
         if (folder / name).is_file():

@@ -111,67 +111,17 @@ def _head_and_tail(tokenizer: Any, text: str, body: int, step: int, head: int, t
     return head_windows[:head] + tail_windows[-tail:]
 
 
-class ToxicityScorer:
-    """A saved classifier ready to score comments: ``ToxicityScorer.load(folder).score([...])``."""
-
-    def __init__(self, classifier: Any, tokenizer: Any, spec: model.ClassifierSpec):
-        self.classifier, self.tokenizer, self.spec = classifier, tokenizer, spec
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> "ToxicityScorer":
-        return cls(*model.load_classifier(Path(folder)))
-
-    @property
-    def threshold(self) -> float:
-        """The decision threshold chosen on validation when the model was saved."""
-        return self.spec.threshold
-
-    def score(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Probability that each comment is toxic (the highest over its token windows)."""
-        texts = check_texts(texts)
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
-        windows = token_windows(self.tokenizer, texts, self.spec.max_length)
-        window_scores = batches.predict(self.classifier, windows.encoded, batch_size)[:, 0]
-        scores = np.zeros(len(texts), dtype=np.float32)
-        np.maximum.at(scores, windows.owner, window_scores)
-        return scores
-
-    def classify(self, texts: list[str]) -> list[bool]:
-        """True for comments scored at or above the saved threshold."""
-        return [bool(score >= self.threshold) for score in self.score(texts)]
-
-
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Any backend: a batch ``{"input_ids", "attention_mask"}`` (int32, batch x length) -> probabilities."""
 
 
-def predict_bucketed(predict: Predict, encoded: dict[str, np.ndarray], batch_size: int = 64,
-                     step: int = 16) -> np.ndarray:
-    """``predict`` over all rows, in batches of similar length each cut to its bucket width (as
-    :func:`batches.predict` does for Keras models), probabilities returned in the rows' order."""
-    batches.check_batch_size(batch_size)
-    lengths = batches.row_lengths(encoded)
-    if len(lengths) == 0:
-        raise ValueError("nothing to predict: the encoded input has no rows")
-    widths = batches.bucket_widths(encoded["input_ids"].shape[1], step)
-    order = np.argsort(lengths, kind="stable")
-    probabilities = np.zeros(len(lengths), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        width = next(width for width in widths if width >= lengths[rows].max())
-        batch = {name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32)
-                 for name in batches.INPUT_NAMES}
-        probabilities[rows] = np.asarray(predict(batch), dtype=np.float32).reshape(-1)
-    return probabilities
+class ToxicityScorer:
+    """Comments in, probabilities out, whatever runs the model: ``ToxicityScorer.load(folder)``
+    for the saved TensorFlow classifier, :func:`serving.load_onnx_scorer` for ONNX Runtime.
 
-
-class TextScorer:
-    """Comments in, probabilities out, whatever runs the model (TensorFlow, ONNX Runtime...).
-
-    The same windowing as :class:`ToxicityScorer`: a comment longer than ``max_length`` tokens is
-    scored in overlapping windows and gets its highest window score, so a long comment whose
-    insult comes late is not silently cut before the insult.
+    A comment longer than ``max_length`` tokens is scored in overlapping windows and gets its
+    highest window score (see the module docstring), so an insult late in a long comment is not
+    silently cut off. Windows are batched by length with :func:`batches.predict_with`.
     """
 
     def __init__(self, predict: Predict, tokenizer: Any, max_length: int, threshold: float = 0.5,
@@ -181,10 +131,17 @@ class TextScorer:
         self.batch_size = batches.check_batch_size(batch_size)
 
     @classmethod
-    def from_keras(cls, classifier: Any, tokenizer: Any, spec: model.ClassifierSpec, batch_size: int = 64) -> "TextScorer":
-        """The TensorFlow classifier as a backend (one traced graph for every batch shape)."""
+    def from_keras(cls, classifier: Any, tokenizer: Any, spec: model.ClassifierSpec,
+                   batch_size: int = 64) -> "ToxicityScorer":
+        """The TensorFlow classifier as a backend (one traced graph for every batch shape); the
+        threshold is the one chosen on validation and saved in ``spec``."""
         graph = batches.inference_function(classifier)
         return cls(lambda inputs: graph(inputs).numpy()[:, 0], tokenizer, spec.max_length, spec.threshold, batch_size)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, batch_size: int = 64) -> "ToxicityScorer":
+        """A classifier saved by :func:`model.save_classifier` (lesson 6), with TensorFlow."""
+        return cls.from_keras(*model.load_classifier(Path(folder)), batch_size=batch_size)
 
     def windows(self, texts: list[str]) -> Windows:
         """The token windows the comments are scored in (checked to be a list of strings)."""
@@ -196,7 +153,8 @@ class TextScorer:
         if not texts:
             return np.zeros(0, dtype=np.float32)
         windows = self.windows(texts)
-        window_scores = predict_bucketed(self.predict, windows.encoded, self.batch_size)
+        window_scores = np.asarray(batches.predict_with(self.predict, windows.encoded, self.batch_size),
+                                   dtype=np.float32).reshape(-1)
         scores = np.zeros(len(texts), dtype=np.float32)
         np.maximum.at(scores, windows.owner, window_scores)
         return scores

@@ -26,16 +26,15 @@ from typing import Any
 import numpy as np
 
 from toxhelpers import model, scoring
-from toxhelpers.artifacts import atomic_path
+from toxhelpers.artifacts import artifact, artifact_path, atomic_path
 from toxhelpers.batches import INPUT_NAMES
 
-SERVING_DIR = "serving"
 DEFAULT_OPSET = 17
 
 
 def onnx_path(artifacts_dir: str | os.PathLike, variant: str = "fp32") -> Path:
-    """Where 08_serving writes the exported model (``fp32``) and its quantized copy (``int8``)."""
-    return Path(artifacts_dir) / SERVING_DIR / f"classifier.{variant}.onnx"
+    """Where lesson 8 writes the exported model (``fp32``) and its quantized copy (``int8``)."""
+    return artifact_path(artifacts_dir, "onnx", variant=variant)
 
 
 def _erfc_as_one_minus_erf(ctx: Any, node: Any, name: str, args: list) -> Any:
@@ -163,7 +162,7 @@ class OnnxClassifier:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"no ONNX model at {self.path}; 08_serving.ipynb exports one")
+            raise FileNotFoundError(f"no ONNX model at {self.path}; {artifact('onnx').produced_by} exports one")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
@@ -182,24 +181,16 @@ class OnnxClassifier:
 
 
 def load_onnx_scorer(onnx_file: str | os.PathLike, model_folder: str | os.PathLike, threads: int = 0,
-                     batch_size: int = 32) -> scoring.TextScorer:
-    """A :class:`scoring.TextScorer` backed by ONNX Runtime: the tokenizer, ``max_length`` and
+                     batch_size: int = 32) -> scoring.ToxicityScorer:
+    """A :class:`scoring.ToxicityScorer` backed by ONNX Runtime: the tokenizer, ``max_length`` and
     threshold come from the saved classifier folder, the numbers from the ONNX file."""
     from transformers import AutoTokenizer
 
     model_folder = Path(model_folder)
-    spec = model.ClassifierSpec.load(_require_spec(model_folder))
+    spec = model.ClassifierSpec.load(model.require_saved_classifier(model_folder))
     tokenizer = AutoTokenizer.from_pretrained(model_folder / "tokenizer")
-    return scoring.TextScorer(OnnxClassifier(onnx_file, threads), tokenizer, spec.max_length,
+    return scoring.ToxicityScorer(OnnxClassifier(onnx_file, threads), tokenizer, spec.max_length,
                               spec.threshold, batch_size)
-
-
-def _require_spec(folder: Path) -> Path:
-    path = folder / model.SPEC_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} holds no saved classifier (no {model.SPEC_FILE}); "
-                                "06_finetuning.ipynb writes one")
-    return path
 
 
 def file_size_mb(path: str | os.PathLike) -> float:

@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from toxhelpers.artifacts import read_arrays, write_arrays
-
-TOKENS_DIR = "tokens"
+from toxhelpers.artifacts import LESSONS, artifact_path, read_arrays, read_json, require_artifact, write_arrays, write_json
 
 
 def check_texts(texts: Any) -> list[str]:
@@ -77,15 +75,11 @@ def throughput(tokenizer: Any, texts: Sequence[str], max_length: int = 128, repe
     return len(texts) / best
 
 
-def tokens_path(artifacts_dir: str | os.PathLike, split: str) -> Path:
-    return Path(artifacts_dir) / TOKENS_DIR / f"{split}.npz"
-
-
 def save_encoded(artifacts_dir: str | os.PathLike, split: str, encoded: dict[str, np.ndarray],
                  labels: np.ndarray, ids: Sequence[str]) -> Path:
     """Store one split's arrays with its labels and row ids (so predictions can be traced back)."""
     return write_arrays({**encoded, "label": np.asarray(labels, dtype=np.int32),
-                         "id": np.asarray(list(ids), dtype=str)}, tokens_path(artifacts_dir, split))
+                         "id": np.asarray(list(ids), dtype=str)}, artifact_path(artifacts_dir, "tokens", split=split))
 
 
 TRAINING_SETS = ("unbalanced", "balanced")
@@ -99,33 +93,26 @@ def training_split(training_set: str) -> str:
 
 
 def load_encoded(artifacts_dir: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
-    """A split encoded by 03_tokenization: input_ids, attention_mask, label, id."""
-    producer = "03_tokenization.ipynb"
-    if split == "train_balanced" and not tokens_path(artifacts_dir, split).exists():
-        producer = "02_augmentation.ipynb, then 03_tokenization.ipynb"
-    return read_arrays(tokens_path(artifacts_dir, split), produced_by=producer)
-
-
-CHECKPOINT_RECORD = "checkpoint.json"
+    """A split encoded by lesson 3: input_ids, attention_mask, label, id."""
+    if split == "train_balanced" and not artifact_path(artifacts_dir, "tokens", split=split).exists():
+        raise FileNotFoundError(f"{artifact_path(artifacts_dir, 'tokens', split=split)} does not exist: the "
+                                f"balanced training set is made by {LESSONS['augmentation']} and then encoded "
+                                f"by {LESSONS['tokenization']}; run both with the same artifacts_dir.")
+    return read_arrays(require_artifact(artifacts_dir, "tokens", split=split))
 
 
 def record_checkpoint(artifacts_dir: str | os.PathLike, checkpoint: Any) -> Path:
-    """Note which pretrained weights the token ids were made for (the model must use the same)."""
-    from toxhelpers.artifacts import write_json
+    """Note which pretrained weights the token ids were made for: the one place the walkthrough
+    decides the checkpoint (later lessons read it with :func:`tokenized_checkpoint`)."""
+    return write_json(checkpoint.describe(), artifact_path(artifacts_dir, "tokenized_for"))
 
-    return write_json(checkpoint.describe(), Path(artifacts_dir) / TOKENS_DIR / CHECKPOINT_RECORD)
 
+def tokenized_checkpoint(artifacts_dir: str | os.PathLike, announce: bool = True) -> Any:
+    """The pretrained weights lesson 3 encoded the comments for, for lessons 4-6.
 
-def check_checkpoint(artifacts_dir: str | os.PathLike, checkpoint: Any) -> None:
-    """Fail when a later lesson resolves other weights than 03_tokenization tokenized for."""
-    from toxhelpers.artifacts import read_json, require
+    Token ids only mean something to the vocabulary they were made with, so the checkpoint is
+    decided once, in lesson 3, and read back here instead of being asked again. The weights are
+    hashed again: weights changed since lesson 3 are an error, not a silent mismatch."""
+    from toxhelpers import pretrained
 
-    recorded = read_json(require(Path(artifacts_dir) / TOKENS_DIR / CHECKPOINT_RECORD,
-                                 produced_by="03_tokenization.ipynb"))
-    if recorded["weights_sha256"] != checkpoint.weights_sha256:
-        raise ValueError(
-            f"03_tokenization encoded the comments for {recorded['model_id']} "
-            f"({recorded['weights_sha256'][:12]}...), but this lesson resolved "
-            f"{checkpoint.describe()['model_id']} ({checkpoint.weights_sha256[:12]}...). Use the same "
-            "checkpoint parameter in every lesson, or rerun 03_tokenization with this one."
-        )
+    return pretrained.checkpoint_from_record(read_json(require_artifact(artifacts_dir, "tokenized_for")), announce)

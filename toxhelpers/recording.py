@@ -4,17 +4,25 @@ Each notebook creates one :class:`Recorder`. Numbers go through :meth:`Recorder.
 the notebook and saved under a stable key), figures through :meth:`Recorder.figure` (shown and
 saved as PNG). ``toxhelpers run`` gathers these files into the run's ``metrics.json``; no one has
 to scrape cell output.
+
+The record also carries the parameters the notebook ran with. They are read from the notebook
+itself: the names from its cell tagged ``parameters``, the values from the notebook's namespace
+(so a value papermill injected is the one recorded), and no setup cell restates them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import json
 import os
 import platform
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toxhelpers.artifacts import atomic_path, read_json, write_json
+from toxhelpers.artifacts import LESSONS, atomic_path, read_json, write_json
 
 KEY_PACKAGES = (
     "toxhelpers", "tensorflow", "tf-keras", "transformers", "tokenizers", "huggingface-hub",
@@ -34,21 +42,77 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str | N
     return versions
 
 
+def parameters_cell(notebook: str | os.PathLike) -> str:
+    """The source of the notebook's code cell tagged ``parameters`` (the one papermill overrides)."""
+    try:
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{notebook} is not a readable notebook ({error})") from None
+    for cell in cells:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return "".join(cell["source"])
+    raise ValueError(f"{Path(notebook).name} has no code cell tagged 'parameters' (papermill needs one)")
+
+
+def declared_parameters(source: str, where: str = "the parameters cell") -> dict[str, str]:
+    """{name: default as source text} of each assignment in a parameters cell.
+
+    Parsed with ``ast`` rather than papermill's line regex, which drops any line holding a second
+    ``=`` (``x = 1  # e.g. y=2``) and would make that parameter impossible to set.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise ValueError(f"{where} is not plain Python ({error.msg}, line {error.lineno})") from None
+    declared: dict[str, str] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        for target in targets:
+            if isinstance(target, ast.Name):
+                declared[target.id] = ast.get_source_segment(source, node.value) or ""
+    return declared
+
+
+def notebook_parameters(section: str, namespace: Mapping[str, Any],
+                        notebooks_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The values, in ``namespace``, of the parameters the lesson's notebook declares.
+
+    The notebook is looked up in ``notebooks_dir`` (default: the working directory, which is the
+    notebooks folder both in JupyterLab and in ``toxhelpers run``)."""
+    notebook = Path(notebooks_dir or Path.cwd()) / LESSONS[section]
+    names = declared_parameters(parameters_cell(notebook), f"{notebook.name}'s parameters cell")
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise ValueError(f"{notebook.name} declares {missing} in its parameters cell, but they are not defined: "
+                         "run the parameters cell before the setup cell")
+    return {name: namespace[name] for name in names}
+
+
 class Recorder:
     """Collects one notebook's metrics, inputs and figures under ``artifacts_dir``.
 
     ``section`` prefixes every key (``data.train_rows``), so keys stay stable and unique
-    across the walkthrough.
+    across the walkthrough. ``namespace``: the notebook's ``globals()``, from which the
+    parameters are recorded (see the module docstring).
     """
 
-    def __init__(self, artifacts_dir: str | os.PathLike, section: str, parameters: dict | None = None):
+    def __init__(self, artifacts_dir: str | os.PathLike, section: str, namespace: Mapping[str, Any] | None = None):
+        if section not in LESSONS:
+            raise ValueError(f"section must be one of {sorted(LESSONS)}, got {section!r}")
+        parameters: dict[str, Any] = {}
+        if namespace is not None:
+            try:
+                parameters = notebook_parameters(section, namespace)
+            except (ValueError, FileNotFoundError) as why:
+                print(f"NOTICE: this run's parameters are not recorded: {why}", file=sys.stderr)
         self.artifacts_dir = Path(artifacts_dir)
         self.section = section
         self.path = self.artifacts_dir / "metrics" / f"{section}.json"
         self.figures_dir = self.artifacts_dir / "figures"
         self._record: dict[str, Any] = {
             "section": section,
-            "parameters": dict(parameters or {}),
+            "parameters": parameters,
             "versions": package_versions(),
             "metrics": {},
             "inputs": {},

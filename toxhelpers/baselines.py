@@ -22,7 +22,9 @@ from toxhelpers.tokenization import check_texts
 FEATURE_SETS = ("word", "char", "word+char")
 
 
-def check_labels(labels: Any, texts: list[str]) -> np.ndarray:
+def check_text_labels(labels: Any, texts: list[str]) -> np.ndarray:
+    """One 0/1 label per comment, both classes present: what a text classifier can be fitted on.
+    (Not :func:`data.check_labels`, which checks the label columns of Kaggle's files.)"""
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(texts):
         raise ValueError(f"{len(texts)} comments but {len(labels)} labels")
@@ -34,7 +36,8 @@ def check_labels(labels: Any, texts: list[str]) -> np.ndarray:
 
 
 def majority_probability(train_labels: Any, rows: int) -> np.ndarray:
-    """A constant score: 1.0 if most training comments are toxic, else 0.0, for ``rows`` comments."""
+    """The majority-class baseline: a constant score, 1.0 if most training comments are toxic,
+    else 0.0, for ``rows`` comments (:func:`evaluation.majority_metrics` scores it)."""
     return np.full(rows, float(np.mean(np.asarray(train_labels)) >= 0.5))
 
 
@@ -62,7 +65,7 @@ def fit_tfidf_logistic_regression(texts: Sequence[str], labels: Any, C: float = 
     from sklearn.pipeline import Pipeline
 
     texts = check_texts(texts)
-    labels = check_labels(labels, texts)
+    labels = check_text_labels(labels, texts)
     if not C > 0:
         raise ValueError(f"C must be positive, got {C!r}")
     pipeline = Pipeline([("tfidf", tfidf_features(features, max_features)),
@@ -89,7 +92,7 @@ def choose_tfidf_C(train_texts: Sequence[str], train_labels: Any, validation_tex
     if not grid:
         raise ValueError("the grid of C values is empty")
     texts, validation_texts = check_texts(train_texts), check_texts(validation_texts)
-    labels, validation_labels = check_labels(train_labels, texts), check_labels(validation_labels, validation_texts)
+    labels, validation_labels = check_text_labels(train_labels, texts), check_text_labels(validation_labels, validation_texts)
     first = fit_tfidf_logistic_regression(texts, labels, grid[0], features, max_features, seed)
     train_matrix = first.named_steps["tfidf"].transform(texts)  # the vectoriser does not depend on C
     validation_matrix = first.named_steps["tfidf"].transform(validation_texts)

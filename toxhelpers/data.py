@@ -274,13 +274,6 @@ def split_counts(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
         {"non_toxic": int, "toxic": int})
 
 
-def majority_accuracy(labels: pd.Series | np.ndarray) -> float:
-    """Accuracy of always predicting the most frequent class: the number any model must beat."""
-    labels = np.asarray(labels)
-    share = float(labels.mean())
-    return max(share, 1.0 - share)
-
-
 def stratified_sample(frame: pd.DataFrame, rows: int | None, seed: int,
                       what: str | os.PathLike = "the rows to sample from") -> pd.DataFrame:
     """A seeded, class-stratified subset of ``rows`` rows (all rows when ``rows`` is None).

@@ -45,18 +45,29 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: flo
 
 
 def majority_metrics(train_labels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """The baseline that predicts the training majority class for every comment (a constant score,
-    so its ROC-AUC is 0.5 and its PR-AUC the toxic share)."""
-    majority = int(np.mean(train_labels) >= 0.5)
-    return binary_metrics(labels, np.full(len(np.asarray(labels)), float(majority)), threshold=0.5)
+    """:func:`binary_metrics` of the majority-class baseline (:mod:`toxhelpers.baselines`): a
+    constant score, so its ROC-AUC is 0.5 and its PR-AUC the toxic share."""
+    from toxhelpers.baselines import majority_probability
+
+    return binary_metrics(labels, majority_probability(train_labels, len(np.asarray(labels))), threshold=0.5)
 
 
-def best_f1_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """The threshold that maximises F1 on these rows (use validation rows, never test)."""
+def f1_curve(labels: np.ndarray, probabilities: np.ndarray,
+             sample_weight: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 at every distinct threshold (``thresholds[i]`` gives ``f1[i]``),
+    from scikit-learn's precision-recall curve; ``sample_weight`` reweights rows."""
     labels, probabilities = check_scores(labels, probabilities)
-    precision, recall, thresholds = skm.precision_recall_curve(labels, probabilities)
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    return float(thresholds[int(np.argmax(f1))])
+    precision, recall, thresholds = skm.precision_recall_curve(labels, probabilities, sample_weight=sample_weight)
+    precision, recall = precision[:-1], recall[:-1]  # the curve's last point has no threshold
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return {"thresholds": thresholds, "precision": precision, "recall": recall, "f1": f1}
+
+
+def best_f1_threshold(labels: np.ndarray, probabilities: np.ndarray,
+                      sample_weight: np.ndarray | None = None) -> float:
+    """The threshold that maximises F1 on these rows (use validation rows, never test)."""
+    curve = f1_curve(labels, probabilities, sample_weight)
+    return float(curve["thresholds"][int(np.argmax(curve["f1"]))])
 
 
 def metrics_table(results: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -141,10 +152,9 @@ def recall_target_threshold(labels: np.ndarray, probabilities: np.ndarray, targe
     rows): for a moderator who must miss few toxic comments and accepts more false alarms."""
     if not 0 < target_recall <= 1:
         raise ValueError(f"target_recall must be in (0, 1], got {target_recall!r}")
-    labels, probabilities = check_scores(labels, probabilities)
-    _, recall, thresholds = skm.precision_recall_curve(labels, probabilities)
-    reaching = np.flatnonzero(recall[:-1] >= target_recall)  # recall falls as the threshold rises
-    return float(thresholds[reaching[-1]])
+    curve = f1_curve(labels, probabilities)
+    reaching = np.flatnonzero(curve["recall"] >= target_recall)  # recall falls as the threshold rises
+    return float(curve["thresholds"][reaching[-1]])
 
 
 def check_prevalence(prevalence: float) -> float:
@@ -200,10 +210,7 @@ def best_f1_threshold_at_prevalence(labels: np.ndarray, probabilities: np.ndarra
     """The threshold that maximises the expected F1 at ``prevalence`` (use validation rows): where
     toxic comments are rare, the best threshold is higher than on an enriched sample."""
     labels, probabilities = check_scores(labels, probabilities)
-    precision, recall, thresholds = skm.precision_recall_curve(
-        labels, probabilities, sample_weight=prevalence_weights(labels, prevalence))
-    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-    return float(thresholds[int(np.argmax(f1))])
+    return best_f1_threshold(labels, probabilities, sample_weight=prevalence_weights(labels, prevalence))
 
 
 def subsample_to_prevalence(labels: np.ndarray, prevalence: float, seed: int = 42) -> np.ndarray:
@@ -276,12 +283,11 @@ def plot_threshold_tradeoff(labels: np.ndarray, probabilities: np.ndarray, marke
     import matplotlib.pyplot as plt
 
     labels, probabilities = check_scores(labels, probabilities)
-    precision, recall, thresholds = skm.precision_recall_curve(labels, probabilities)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    curve = f1_curve(labels, probabilities)
     fig, (line_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for values, name in ((precision, "precision"), (recall, "recall"), (f1, "F1")):
-        line_ax.plot(thresholds, values[:-1], label=name)
-    pr_ax.plot(recall, precision, color="grey")
+    for name in ("precision", "recall", "f1"):
+        line_ax.plot(curve["thresholds"], curve[name], label="F1" if name == "f1" else name)
+    pr_ax.plot(curve["recall"], curve["precision"], color="grey")
     for (name, threshold), color in zip(marked.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"][3:]):
         result = binary_metrics(labels, probabilities, threshold)
         line_ax.axvline(threshold, color=color, linestyle="--", label=f"{name} ({threshold:.3f})")

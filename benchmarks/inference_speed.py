@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
-from toxhelpers import batches, data, model, report, serving, tokenization
+from toxhelpers import batches, data, model, recording, serving, tokenization
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                      args.agreement_rows)
     print("\n".join(inference_markdown(result)), f"\n({time.perf_counter() - started:.0f} s)", flush=True)
     record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": str(args.artifacts),
-              "machine": machine(), "versions": report.package_versions(), "results": {"inference": result},
+              "machine": machine(), "versions": recording.package_versions(), "results": {"inference": result},
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     print("record:", write_record(record, "inference_speed", inference_markdown(result), "Inference speed"))
     return 0

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inference_speed  # noqa: E402
 import training_speed  # noqa: E402
 
-from toxhelpers import report  # noqa: E402
+from toxhelpers import recording  # noqa: E402
 
 DEFAULT_TRAINING = ["tokenizer", "features", "pipeline"]
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             inference_speed.measure, artifacts, args.batch_sizes, args.length, args.repeats, args.threads)
         print("\n".join(inference_speed.inference_markdown(results["inference"])), flush=True)
     record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": str(args.artifacts),
-              "machine": inference_speed.machine(), "versions": report.package_versions(),
+              "machine": inference_speed.machine(), "versions": recording.package_versions(),
               "training_batch_size": args.batch_size, "results": results, "section_seconds": seconds,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     body = training_markdown({key: value for key, value in results.items() if key != "inference"})

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
-from toxhelpers import batches, data, evaluation, model, pretrained, report, tokenization, training
+from toxhelpers import batches, data, evaluation, model, pretrained, recording, tokenization, training
 
 SECTIONS = ("tokenizer", "features", "phase1", "pipeline", "finetune")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results[section], indent=2), f"({seconds:.0f} s)", flush=True)
     record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": str(args.artifacts),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-              "versions": report.package_versions(), "batch_size": args.batch_size, "results": results,
+              "versions": recording.package_versions(), "batch_size": args.batch_size, "results": results,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     print("record:", write_record(record))
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toxhelpers import data
+from toxhelpers import data, evaluation
 
 HEADER = "id,comment_text,toxic,severe_toxic,obscene,threat,insult,identity_hate\n"
 
@@ -169,9 +169,10 @@ def test_undersampling_keeps_a_split_already_above_target():
     assert kept.equals(train) and "already 40.0% toxic" in note
 
 
-def test_majority_accuracy():
-    assert data.majority_accuracy([0, 0, 0, 1]) == 0.75
-    assert data.majority_accuracy([1, 1, 1, 0]) == 0.75
+def test_majority_baseline_predicts_the_training_majority_on_other_rows():
+    """The floor of lesson 1: the TRAINING split's majority class, scored on the other split."""
+    assert evaluation.majority_metrics([0, 0, 0, 1], [0, 1, 1, 1])["accuracy"] == 0.25
+    assert evaluation.majority_metrics([1, 1, 1, 0], [0, 1, 1, 1])["accuracy"] == 0.75
 
 
 def test_locate_data_order(tmp_path, monkeypatch):
@@ -220,6 +221,8 @@ def test_split_paths():
     assert data.split_path("a", "train", "balanced") == Path("a/data/train_balanced.parquet")
     with pytest.raises(ValueError, match="split must be one of"):
         data.split_path("a", "dev")
+    with pytest.raises(ValueError, match="only the training split has a balanced variant"):
+        data.split_path("a", "test", "balanced")
 
 
 # ------------------------------------------------------------------ issue 12: files that used to slip through

@@ -127,7 +127,7 @@ def test_scorer_takes_the_most_toxic_window(encoder, tokenizer):
     """A long comment whose only toxic words come after the first window is still caught."""
     head = model.build_head(encoder.config.hidden_size, [], 0.0)
     full = model.build_classifier(encoder, head, "mean")
-    scorer = scoring.ToxicityScorer(full, tokenizer, model.ClassifierSpec(pooling="mean", head_sizes=[], max_length=32))
+    scorer = scoring.ToxicityScorer.from_keras(full, tokenizer, model.ClassifierSpec(pooling="mean", head_sizes=[], max_length=32))
     filler = "the article cites a source about the history of the town. " * 10
     text = filler + "you are an idiot"
     windows = scoring.token_windows(tokenizer, [text], 32)
@@ -179,11 +179,11 @@ def test_batch_size_must_be_at_least_one(batch_size):
     always_toxic = lambda batch: np.ones(len(batch["input_ids"]))  # noqa: E731
     message = "batch_size must be an integer >= 1"
     with pytest.raises(ValueError, match=message):
-        scoring.predict_bucketed(always_toxic, encoded, batch_size)
+        batches.predict_with(always_toxic, encoded, batch_size)
     with pytest.raises(ValueError, match=message):
         batches.predict(object(), encoded, batch_size)
     with pytest.raises(ValueError, match=message):
-        scoring.TextScorer(always_toxic, tokenizer=None, max_length=8, batch_size=batch_size)
+        scoring.ToxicityScorer(always_toxic, tokenizer=None, max_length=8, batch_size=batch_size)
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -50,7 +50,7 @@ def test_notebook_runs_and_records(walkthrough: runner.RunResult, notebook: Path
         before = walkthrough.failure.notebook if walkthrough.failure else "an earlier notebook"
         pytest.fail(f"{notebook.name} did not run ({status.status}): {before} failed before it", pytrace=False)
     assert (walkthrough.folder.html(notebook)).is_file()
-    assert status.sections, f"{notebook.name} wrote no record: make a toxhelpers.report.Recorder"
+    assert status.sections, f"{notebook.name} wrote no record: make a toxhelpers.recording.Recorder"
     for section in status.sections:
         record = read_json(walkthrough.folder.artifacts / "metrics" / f"{section}.json")
         assert record["metrics"], f"{notebook.name}: its record {section}.json holds no metrics"

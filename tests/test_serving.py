@@ -93,17 +93,17 @@ def test_long_comments_are_scored_in_windows_not_truncated(served):
     assert "idiot" in scorer.tokenizer.convert_ids_to_tokens(last_window.tolist())  # the end is read
 
 
-def test_keras_backend_text_scorer_equals_toxicity_scorer(served):
+def test_scorer_batch_size_does_not_change_scores(served):
     classifier, tokenizer, spec = model.load_classifier(served["folder"])
     texts = [*COMMENTS, LONG_COMMENT]
-    np.testing.assert_allclose(scoring.TextScorer.from_keras(classifier, tokenizer, spec, batch_size=3).score(texts),
-                               scoring.ToxicityScorer(classifier, tokenizer, spec).score(texts), atol=1e-6)
+    np.testing.assert_allclose(scoring.ToxicityScorer.from_keras(classifier, tokenizer, spec, batch_size=3).score(texts),
+                               scoring.ToxicityScorer.from_keras(classifier, tokenizer, spec).score(texts), atol=1e-6)
 
 
-def test_predict_bucketed_equals_keras_batched_prediction(served):
+def test_predict_with_any_backend_equals_keras_batched_prediction(served):
     classifier = served["classifier"]
     np.testing.assert_allclose(
-        scoring.predict_bucketed(lambda inputs: keras_probabilities(classifier, inputs), served["encoded"], 3, step=8),
+        batches.predict_with(lambda inputs: keras_probabilities(classifier, inputs), served["encoded"], 3, step=8),
         batches.predict(classifier, served["encoded"], batch_size=3)[:, 0], atol=1e-5)
 
 

@@ -944,7 +944,7 @@ def finish_report(ctx: Context, result: RunResult, started: float, started_at: s
     result.metrics = merged_metrics(records)
     write_json(result.metrics, ctx.folder.root / "metrics.json")
     figures = copy_figures(ctx, records)
-    from toxhelpers.report import package_versions
+    from toxhelpers.recording import package_versions
 
     status = "interrupted" if result.interrupted else "failed" if result.failure else "complete"
     run_record = {
@@ -1035,7 +1035,7 @@ def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
     out = Path(options.out) if options.out else Path("reports") / params.profile
     folder = RunFolder(check_out_folder(out.expanduser().resolve()))
     data_source = _resolve_data_source(params.values, declared, notebooks_dir)
-    from toxhelpers.report import package_versions
+    from toxhelpers.recording import package_versions
 
     key_common = {"code": code_hash(), "versions": _stable(package_versions()), "kernel": KERNEL}
     return Context(folder, notebooks, params, declared, key_common, data_source), selected

@@ -12,7 +12,7 @@ from toxhelpers.artifacts import read_json
 
 pytestmark = pytest.mark.notebooks
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def run(notebook: str, out: Path, **parameters) -> None:

@@ -1,6 +1,7 @@
 """The walkthrough, headless: every lesson notebook runs through ``toxhelpers run`` (papermill).
 
-One ``smoke`` run of all notebooks on the shared Jigsaw sample is made per test session and
+One ``smoke`` run of all notebooks (on the shared Jigsaw sample, or the shipped demo set where the
+sample is absent: see conftest.py) is made per test session and
 shared by every test here; each notebook then gets its own test, so a failing cell fails the
 test named after its notebook, with the cell's error text. A second, 01-only run checks that the
 same parameters and seed give identical splits, and a third is interrupted with SIGINT mid-lesson
@@ -19,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT
 from toxhelpers import runner
 from toxhelpers.artifacts import read_json
 
 pytestmark = pytest.mark.notebooks
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 NOTEBOOKS = sorted(runner.DEFAULT_NOTEBOOKS_DIR.glob(runner.NOTEBOOK_PATTERN))
 
@@ -34,9 +35,9 @@ def smoke_run(out: Path, data_dir: Path, **options) -> runner.RunResult:
 
 
 @pytest.fixture(scope="session")
-def walkthrough(shared_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
-    """The whole walkthrough, smoke profile, on the shared sample: run once, checked per notebook."""
-    return smoke_run(tmp_path_factory.mktemp("smoke") / "report", shared_sample)
+def walkthrough(walkthrough_data: Path, tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
+    """The whole walkthrough, smoke profile: run once, checked per notebook."""
+    return smoke_run(tmp_path_factory.mktemp("smoke") / "report", walkthrough_data)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
@@ -64,11 +65,11 @@ def test_the_run_report_is_complete(walkthrough: runner.RunResult) -> None:
     assert read_json(root / "run.json")["inputs"], "no data files or weights recorded as inputs"
 
 
-def test_same_seed_same_splits(walkthrough: runner.RunResult, shared_sample: Path, tmp_path: Path) -> None:
+def test_same_seed_same_splits(walkthrough: runner.RunResult, walkthrough_data: Path, tmp_path: Path) -> None:
     """A second run of 01_data with the same parameters writes byte-for-byte the same splits."""
     first = {key: value for key, value in walkthrough.metrics.items() if key.startswith("data.")}
     assert {"data.split_hash.train", "data.split_hash.validation", "data.split_hash.test"} <= set(first)
-    again = smoke_run(tmp_path / "again", shared_sample, only=["01"])
+    again = smoke_run(tmp_path / "again", walkthrough_data, only=["01"])
     assert again.ok, again.failure
     second = {key: value for key, value in again.metrics.items() if key.startswith("data.")}
     assert {key: second[key] for key in first if "split_hash" in key} == {
@@ -98,11 +99,11 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds kernel processes through /proc")
-def test_ctrl_c_mid_lesson_then_resume(shared_sample: Path, tmp_path: Path) -> None:
+def test_ctrl_c_mid_lesson_then_resume(walkthrough_data: Path, tmp_path: Path) -> None:
     """SIGINT while 02 executes: exit status 130, its kernel gone, nothing of 02 trusted; rerun
     into the same folder, 01 is reused and 02 runs again."""
     out, log = tmp_path / "report", tmp_path / "run.log"
-    command = [sys.executable, "-m", "toxhelpers", "run", "--profile", "smoke", "--data-dir", str(shared_sample),
+    command = [sys.executable, "-m", "toxhelpers", "run", "--profile", "smoke", "--data-dir", str(walkthrough_data),
                "--out", str(out), "--until", "02", "--quiet"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
     with open(log, "w") as handle:  # SIGINT at its default: a shell's background job would ignore it
@@ -131,7 +132,7 @@ def test_ctrl_c_mid_lesson_then_resume(shared_sample: Path, tmp_path: Path) -> N
     owners = json.loads((out / ".state" / "owners.json").read_text())
     assert "02_augmentation.ipynb" in owners.values()  # what it wrote is known to be its, not 01's
 
-    rerun = smoke_run(out, shared_sample, stop="02")
+    rerun = smoke_run(out, walkthrough_data, stop="02")
     assert rerun.ok, rerun.failure
     assert rerun.status("01_data").status == "reused"
     assert rerun.status("02_augmentation").status == "ran"

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 # metric key -> (the README's number, tolerance). The README's "Results" section reports these.
 README_NUMBERS = {
-    "data.majority_accuracy.test": (0.5231, 0.0),  # data handling is exact
+    "data.majority_accuracy.test": (0.5231, 5e-5),  # data handling is exact (the README rounds)
     "training.validation.roc_auc": (0.9239, 0.005),  # phase 1 (frozen encoder)
     "finetuning.validation.at_0.5.roc_auc": (0.9785, 0.003),
     "finetuning.test.at_0.5.roc_auc": (0.9663, 0.004),

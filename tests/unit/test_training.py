@@ -1,14 +1,13 @@
-"""Fine-tuning helpers: the learning-rate schedule, exact batch counts (token budgets included),
-and validation scored after each epoch."""
+"""Training helpers: the head trained on cached encoder features (lesson 5), the head choice, the
+padding throughput measurement, the learning-rate schedule, and validation scored after each epoch."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from toxhelpers import batches, evaluation, model, pretrained, tokenization, training
-
-from test_tokenization import synthetic_encoded
 
 
 def rates(schedule, steps: int) -> np.ndarray:
@@ -41,25 +40,6 @@ def test_schedule_survives_a_keras_config_round_trip():
     np.testing.assert_allclose(rates(again, 100), rates(schedule, 100))
 
 
-@pytest.mark.parametrize("padding, tokens_per_batch",
-                         [("fixed", None), ("bucketed", None), ("bucketed", 256), ("bucketed", 600)])
-def test_batches_per_epoch_is_exact(padding, tokens_per_batch):
-    lengths = np.random.default_rng(4).integers(2, 65, size=301).tolist()
-    encoded, labels = synthetic_encoded(lengths), np.zeros(301, np.float32)
-    dataset = batches.training_dataset(encoded, labels, 16, padding, seed=1, tokens_per_batch=tokens_per_batch)
-    shapes = [inputs["input_ids"].shape for inputs, _ in dataset]
-    assert len(shapes) == batches.batches_per_epoch(encoded, 16, padding, tokens_per_batch=tokens_per_batch)
-    if tokens_per_batch:
-        assert all(rows * width <= tokens_per_batch for rows, width in shapes)
-        assert max(rows for rows, width in shapes if width == 64) == min(16, tokens_per_batch // 64)
-        assert max(rows for rows, width in shapes if width == 16) == 16  # short comments: batch_size rows
-
-
-def test_token_budget_must_hold_one_longest_row():
-    with pytest.raises(ValueError, match="at least one row of 64"):
-        batches.bucket_batch_sizes(batches.bucket_widths(64), 16, tokens_per_batch=63)
-
-
 def test_validation_scores_feed_early_stopping_and_keep_each_epochs_probabilities(bundled_checkpoint, tokenizer):
     comments = ["you are an idiot", "thanks for the fix", "stupid pathetic troll", "I added a source",
                 "shut up loser", "good edit, agreed"]
@@ -85,3 +65,43 @@ def test_the_parameter_check_knows_every_schedule():
     from toxhelpers import parameter_checks
 
     assert parameter_checks.LEARNING_RATE_SCHEDULES == training.SCHEDULES
+
+
+@pytest.mark.parametrize("pooling", model.POOLINGS)
+def test_head_trained_on_cached_features_drops_into_full_model(encoder, encoded, comment_labels, pooling):
+    """Training on cached pooled vectors, then placing the same head on the encoder, must give
+    the same probabilities as the head on the cached vectors."""
+    features = training.extract_features(encoder, encoded, batch_size=3)
+    head = model.build_head(encoder.config.hidden_size, [16], 0.2, seed=1)
+    history = training.fit_head(head, features[pooling], comment_labels, features[pooling], comment_labels,
+                                learning_rate=1e-2, epochs=3, batch_size=4)
+    assert len(history) >= 1
+    on_features = head.predict(features[pooling], verbose=0)[:, 0]
+    full = model.build_classifier(encoder, head, pooling)
+    on_text = batches.predict(full, encoded, batch_size=3)[:, 0]
+    np.testing.assert_allclose(on_text, on_features, atol=1e-5)
+    assert on_features.std() > 0  # the head produces distinct outputs: the comparison means something
+
+
+def test_padding_throughput_puts_the_weights_back(encoder, encoded, comment_labels):
+    full = model.compile_model(model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls"),
+                               learning_rate=1e-3)
+    before = full.get_weights()
+    speed = training.padding_throughput(full, encoded, comment_labels, batch_size=4, timed_batches=1)
+    assert speed["fixed"] > 0 and speed["bucketed"] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, full.get_weights()))
+
+
+def test_choose_head_takes_the_article_head_or_the_grid_winner():
+    grid = pd.DataFrame([{"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128], "val_roc_auc": 0.96},
+                         {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32], "val_roc_auc": 0.92}])
+    assert training.choose_head(grid, "grid") == {"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128]}
+    article = training.choose_head(grid, "article")
+    assert article == {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32]}
+    article["head_sizes"].append(1)  # the caller's copy: the module's recipe stays as it is
+    assert training.ARTICLE_HEAD["head_sizes"] == [256, 32]
+    with pytest.raises(ValueError, match=r"head_choice must be one of \('article', 'grid'\), got 'best'"):
+        training.choose_head(grid, "best")
+    with pytest.raises(ValueError, match="needs at least one trained grid configuration"):
+        training.choose_head(grid.iloc[:0], "grid")
+

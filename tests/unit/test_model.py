@@ -1,0 +1,61 @@
+"""The classifier on the real bundled encoder: its head, trainable parameters, its spec, and
+saving and reloading it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toxhelpers import batches, model, scoring
+
+
+def test_encoder_frozen_vs_trainable_parameter_counts(encoder):
+    full = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [256, 32]), "cls")
+    model.set_encoder_trainable(encoder, False)
+    frozen = model.parameter_counts(full)
+    model.set_encoder_trainable(encoder, True)
+    unfrozen = model.parameter_counts(full)
+    pooler = 384 * 384 + 384  # BERT's next-sentence pooler: unused, so kept frozen
+    assert frozen["trainable"] == 384 * 256 + 256 + 256 * 32 + 32 + 32 + 1
+    assert unfrozen["trainable"] == frozen["total"] - pooler == unfrozen["total"] - pooler
+
+
+def test_saved_model_reloads_and_predicts_identically(tmp_path, encoder, encoded, comments, comment_labels, tokenizer,
+                                                       bundled_checkpoint):
+    head = model.build_head(encoder.config.hidden_size, [32], 0.2, seed=5)
+    full = model.compile_model(model.build_classifier(encoder, head, "mean"), learning_rate=1e-3)
+    full.fit(batches.training_dataset(encoded, comment_labels, batch_size=4, padding="bucketed"), epochs=1, verbose=0)
+    spec = model.ClassifierSpec(pooling="mean", head_sizes=[32], max_length=48, threshold=0.4,
+                                checkpoint=bundled_checkpoint.describe())
+    folder = model.save_classifier(tmp_path / "saved", encoder, head, tokenizer, spec)
+    reloaded, reloaded_tokenizer, reloaded_spec = model.load_classifier(folder)
+    assert reloaded_spec == spec
+    np.testing.assert_array_equal(batches.predict(reloaded, encoded), batches.predict(full, encoded))
+    scorer = scoring.ToxicityScorer.load(folder)
+    assert scorer.threshold == 0.4
+    assert scorer.score(comments[:2]).shape == (2,)
+
+
+def test_missing_saved_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved classifier"):
+        model.load_classifier(tmp_path)
+
+
+def test_bad_head_sizes_and_pooling():
+    with pytest.raises(ValueError, match=r"list of positive integers like \[256, 32\], got '\[\[32\]\]'"):
+        model.build_head(8, "[[32]]")
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        model.pooling_layer("max")
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"pooling": "cls",', r"not valid JSON"),
+    ('["cls"]', r"holds list"),
+    ('{"pooling": "cls", "maxlength": 64}', r"unknown key\(s\) \['maxlength'\]"),
+    ('{"pooling": "max"}', r"pooling must be one of"),
+])
+def test_malformed_spec_names_the_file(tmp_path, content, problem):
+    path = tmp_path / "spec.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=rf"{path}: .*{problem}"):
+        model.ClassifierSpec.load(path)

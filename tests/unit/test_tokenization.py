@@ -1,0 +1,63 @@
+"""Fixed-length encoding of comments, saving and loading the encoded splits, training-set names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toxhelpers import tokenization
+
+COMMENTS = ["short", "a somewhat longer comment with several more words in it",
+            "word " * 300, "Thanks!", "You are an idiot.", "🙂 emoji and ünïcödé", " ", ""]
+
+
+@pytest.mark.parametrize("count", [1, 3, 8])
+def test_fixed_length_for_any_batch_size(tokenizer, count):
+    encoded = tokenization.encode(tokenizer, COMMENTS[:count], max_length=16)
+    assert set(encoded) == {"input_ids", "attention_mask"}  # no token type ids
+    assert encoded["input_ids"].shape == (count, 16) == encoded["attention_mask"].shape
+    assert encoded["input_ids"].dtype == np.int32
+    assert (encoded["input_ids"][:, 0] == tokenizer.cls_token_id).all()
+    lengths = encoded["attention_mask"].sum(axis=1)
+    assert (encoded["input_ids"][np.arange(count), lengths - 1] == tokenizer.sep_token_id).all()
+    assert (encoded["input_ids"][encoded["attention_mask"] == 0] == tokenizer.pad_token_id).all()
+
+
+def test_long_comments_are_truncated_to_max_length(tokenizer):
+    encoded = tokenization.encode(tokenizer, ["word " * 300], max_length=32)
+    assert encoded["attention_mask"].sum() == 32
+    assert tokenization.token_lengths(tokenizer, ["word " * 300])[0] == 302
+
+
+def test_empty_list_and_bad_input(tokenizer):
+    assert tokenization.encode(tokenizer, [], max_length=8)["input_ids"].shape == (0, 8)
+    with pytest.raises(TypeError, match="single string"):
+        tokenization.encode(tokenizer, "just one")
+    with pytest.raises(TypeError, match=r"comment 1 is float"):
+        tokenization.encode(tokenizer, ["ok", float("nan")])
+    with pytest.raises(ValueError, match="max_length"):
+        tokenization.encode(tokenizer, ["ok"], max_length=1)
+
+
+def test_fast_and_slow_tokenizers_agree(bundled_checkpoint, tokenizer):
+    from toxhelpers import pretrained
+
+    slow = pretrained.load_tokenizer(bundled_checkpoint, fast=False)
+    fast_ids = tokenization.encode(tokenizer, COMMENTS, 24)["input_ids"]
+    assert np.array_equal(tokenization.encode(slow, COMMENTS, 24)["input_ids"], fast_ids)
+
+
+def test_save_and_load_encoded(tmp_path, tokenizer):
+    encoded = tokenization.encode(tokenizer, COMMENTS[:3], 8)
+    tokenization.save_encoded(tmp_path, "validation", encoded, [0, 1, 0], ["a", "b", "c"])
+    loaded = tokenization.load_encoded(tmp_path, "validation")
+    assert np.array_equal(loaded["input_ids"], encoded["input_ids"]) and loaded["id"].tolist() == ["a", "b", "c"]
+    with pytest.raises(FileNotFoundError, match="03_tokenization"):
+        tokenization.load_encoded(tmp_path, "test")
+
+
+def test_training_set_names():
+    assert tokenization.training_split("unbalanced") == "train"
+    assert tokenization.training_split("balanced") == "train_balanced"
+    with pytest.raises(ValueError, match="training_set must be one of"):
+        tokenization.training_split("augmented")

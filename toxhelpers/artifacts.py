@@ -91,7 +91,11 @@ def artifact(name: str) -> Artifact:
 
 def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) -> Path:
     """Where artifact ``name`` lives under ``artifacts_dir`` (``fields`` fill its ``{placeholders}``)."""
-    return Path(artifacts_dir) / artifact(name).path.format(**fields)
+    template = artifact(name).path
+    try:
+        return Path(artifacts_dir) / template.format(**fields)
+    except KeyError as missing:
+        raise KeyError(f"artifact {name!r} ({template}) needs {missing}; got {sorted(fields) or 'no fields'}") from None
 
 
 def require_artifact(artifacts_dir: str | os.PathLike, name: str, **fields: str) -> Path:

@@ -192,6 +192,7 @@ def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, pa
     With ``bucketed`` padding rows are processed in length order, each batch cut to its bucket
     width; the outputs are put back in input order. Works for models with one or several outputs.
     """
+    check_batch_size(batch_size)  # before tracing anything for the model
     return predict_with(inference_function(model), encoded, batch_size, padding, step)
 
 

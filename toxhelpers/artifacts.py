@@ -58,7 +58,7 @@ ARTIFACTS = {
                       "lesson 1's train, validation and test rows, with their 0/1 label"),
     "balanced_train": Artifact("data/train_balanced.parquet", "augmentation", "data.load_split",
                                "the training split with augmented toxic rows added"),
-    "word_vectors": Artifact("augment/word_vectors_{weights}.w2v.bin", "augmentation", "augment.ensure_word_vectors",
+    "word_vectors": Artifact("augment/word_vectors_{weights}.w2v.bin", "augmentation", "word_vectors.ensure_word_vectors",
                              "the encoder's input embeddings as word2vec vectors (the augmenter's synonyms)"),
     "tokens": Artifact("tokens/{split}.npz", "tokenization", "tokenization.load_encoded",
                        "a split's token ids and attention mask, with labels and row ids"),

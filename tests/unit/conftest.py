@@ -101,3 +101,16 @@ def saved_classifier(bundled_checkpoint, tokenizer, tmp_path_factory) -> dict:
     return {"folder": folder, "classifier": model.build_classifier(encoder, head, "mean"), "encoded": encoded,
             "comments": list(SAVED_COMMENTS), "labels": SAVED_LABELS.copy(), "long_comment": LONG_COMMENT,
             "max_length": SAVED_MAX_LENGTH, "threshold": SAVED_THRESHOLD}
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def augmenters(artifacts) -> dict:
+    """Every offline augmenter, built once (the word vectors are exported into ``artifacts``)."""
+    from toxhelpers import augment
+
+    return {name: augment.make_augmenter(name, 0.1, artifacts_dir=artifacts) for name in augment.OFFLINE_METHODS}

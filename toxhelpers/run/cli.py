@@ -149,8 +149,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         overrides.append(f"data_dir={Path(args.data_dir).expanduser().resolve()}")
     return RunOptions(profile=args.profile, config=args.config, overrides=overrides, out=args.out,
                       notebooks_dir=args.notebooks_dir, only=args.only, start=args.start, stop=args.stop,
-                      force=args.force, quiet=args.quiet, verbose=args.verbose, dry_run=args.dry_run, compare_to=args.compare_to,
-                      tolerance=args.tolerance)
+                      force=args.force, quiet=args.quiet, verbose=args.verbose, dry_run=args.dry_run,
+                      compare_to=args.compare_to, tolerance=args.tolerance)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,5 +69,3 @@ def reference_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise UsageError(f"--compare-to {run_dir}: {path} holds {type(metrics).__name__}, not "
                          f'{{"metric": value}}; {expected}')
     return metrics
-
-

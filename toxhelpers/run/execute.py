@@ -116,7 +116,7 @@ class _AbandonedCellNoise(logging.Filter):
 
 
 def _filter_log_noise() -> None:
-    """Install the two filters above once (logger filters don't apply to child loggers)."""
+    """Install the noise filters above, once each (logger filters don't apply to child loggers)."""
     for name, noise in (("papermill", _ParameterNoise), ("papermill.translators", _ParameterNoise),
                         ("asyncio", _AbandonedCellNoise)):
         log = logging.getLogger(name)
@@ -187,4 +187,3 @@ def render_html(executed: Path, target: Path) -> None:
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     write_text(body, target)
-

@@ -225,5 +225,3 @@ def dry_run(ctx: Context, selected: list[Path], force: bool) -> RunResult:
             print(f"    {key} = {value!r}")
         statuses.append(NotebookStatus(notebook.name, "dry run", verdict, parameters=ctx.passed(notebook)))
     return RunResult(ctx.folder, statuses, {})
-
-

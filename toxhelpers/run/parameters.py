@@ -213,4 +213,3 @@ def notebook_parameters(values: dict[str, Any], declared: dict[str, Any], artifa
     passed = {key: value for key, value in values.items() if key in declared}
     passed[RUNNER_SET] = str(artifacts_dir)
     return dict(sorted(passed.items()))
-

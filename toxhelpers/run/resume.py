@@ -242,5 +242,3 @@ def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float) 
     claim(ctx, notebook, list(outputs))
     write_json(manifest, ctx.folder.manifest(notebook))
     return manifest
-
-

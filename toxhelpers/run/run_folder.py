@@ -73,4 +73,3 @@ def check_out_folder(out: Path) -> Path:
             raise UsageError(f"--out {out}: {path} is a file; expected a folder for the report "
                              "(a new one, or an earlier run's to resume)")
     return out
-

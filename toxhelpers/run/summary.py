@@ -250,5 +250,3 @@ def print_footer(result: RunResult) -> None:
         say(f"  {item.name:<{width}}  {item.status:<12} {wall} {memory}")
     outcome = "done" if result.ok else "STOPPED"
     say(f"{outcome}: report in {result.folder.root} (summary.md, metrics.json, run.json)")
-
-

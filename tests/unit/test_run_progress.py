@@ -62,3 +62,13 @@ def test_the_running_cell_is_redrawn_while_it_runs() -> None:
 def test_helpers() -> None:
     assert clock(3725) == "1:02:05"
     assert first_line("\n\n  # Train the head\nmodel.fit()") == "# Train the head"
+    assert first_line("x = " + "1" * 200) == "x = " + "1" * 93 + "..."
+
+
+def test_a_finished_cell_stops_its_clock() -> None:
+    """After the last cell papermill still saves and stops the kernel: not the cell's time."""
+    progress = CellProgress(Terminal(), tick=60)
+    progress.begin(2)
+    progress.cell_started(2, "x = 1", is_code=True)
+    progress.cell_finished()
+    assert progress.status_line(200) == "    [##########..........] 1/2 cells 0:00:00"

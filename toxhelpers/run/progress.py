@@ -24,6 +24,7 @@ from typing import TextIO
 COMPACT, VERBOSE, QUIET = "compact", "verbose", "quiet"
 BAR_WIDTH = 20
 LINE_INDENT = "    "
+SOURCE_WIDTH = 100  # a cell's first line is cut here: it names the cell, the code is in the notebook
 
 
 def say(text: str) -> None:
@@ -38,8 +39,9 @@ def clock(seconds: float) -> str:
 
 
 def first_line(source: str) -> str:
-    """What names a cell in one line: its first non-blank source line."""
-    return next((line.strip() for line in source.splitlines() if line.strip()), "(empty cell)")
+    """What names a cell in one line: its first non-blank source line, cut to ``SOURCE_WIDTH``."""
+    line = next((line.strip() for line in source.splitlines() if line.strip()), "(empty cell)")
+    return line if len(line) <= SOURCE_WIDTH else line[:SOURCE_WIDTH - 3] + "..."
 
 
 class CellProgress:
@@ -90,12 +92,14 @@ class CellProgress:
                         f"cell {number}/{self.total}  {self.current}\n")
 
     def cell_finished(self) -> None:
+        """The running cell is done: its clock stops (papermill may still save and shut down)."""
         self.done += 1
+        self.number = 0
         if self.interactive:
             self._draw()
 
     def status_line(self, width: int) -> str:
-        """The in-place line: bar, cells done, elapsed, the running cell and its time so far."""
+        """The in-place line: bar, cells done, elapsed, and the running cell (if any) and its time so far."""
         now = time.monotonic()
         filled = round(BAR_WIDTH * self.done / self.total) if self.total else 0
         line = (f"{LINE_INDENT}[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total} cells "

@@ -35,7 +35,7 @@ def export(route: str, model_folder: str, target: str) -> dict:
     """One export in this process: seconds and the process's peak memory."""
     import toxhelpers  # noqa: F401
     from toxhelpers import model, serving
-    from toxhelpers.peak_memory import high_water_mb
+    from toxhelpers.run.peak_memory import high_water_mb
 
     classifier, _, _ = model.load_classifier(model_folder)
     loaded_mb = high_water_mb(os.getpid())

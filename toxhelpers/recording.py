@@ -78,15 +78,26 @@ def notebook_parameters(section: str, namespace: Mapping[str, Any],
                         notebooks_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The values, in ``namespace``, of the parameters the lesson's notebook declares.
 
-    The notebook is looked up in ``notebooks_dir`` (default: the working directory, which is the
-    notebooks folder both in JupyterLab and in ``toxhelpers run``)."""
-    notebook = Path(notebooks_dir or Path.cwd()) / LESSONS[section]
+    The notebook (:data:`artifacts.LESSONS`, or the one ``NN_<section>.ipynb``) is looked up in
+    ``notebooks_dir`` (default: the working directory, which is the notebooks folder both in
+    JupyterLab and in ``toxhelpers run``)."""
+    notebook = lesson_notebook(section, Path(notebooks_dir or Path.cwd()))
     names = declared_parameters(parameters_cell(notebook), f"{notebook.name}'s parameters cell")
     missing = [name for name in names if name not in namespace]
     if missing:
         raise ValueError(f"{notebook.name} declares {missing} in its parameters cell, but they are not defined: "
                          "run the parameters cell before the setup cell")
     return {name: namespace[name] for name in names}
+
+
+def lesson_notebook(section: str, folder: Path) -> Path:
+    """The notebook that records under ``section`` in ``folder``."""
+    if section in LESSONS:
+        return folder / LESSONS[section]
+    found = sorted(folder.glob(f"[0-9][0-9]_{section}.ipynb"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one notebook NN_{section}.ipynb in {folder}, found {len(found)}")
+    return found[0]
 
 
 class Recorder:
@@ -98,8 +109,6 @@ class Recorder:
     """
 
     def __init__(self, artifacts_dir: str | os.PathLike, section: str, namespace: Mapping[str, Any] | None = None):
-        if section not in LESSONS:
-            raise ValueError(f"section must be one of {sorted(LESSONS)}, got {section!r}")
         parameters: dict[str, Any] = {}
         if namespace is not None:
             try:

@@ -20,28 +20,31 @@ from pathlib import Path
 
 import pytest
 
-from toxhelpers import runner
 from toxhelpers.artifacts import read_json
+from toxhelpers.run.compare import compare_metrics
+from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, NOTEBOOK_PATTERN
+from toxhelpers.run.orchestrate import RunOptions, run
+from toxhelpers.run.summary import RunResult
 
 pytestmark = pytest.mark.notebooks
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-NOTEBOOKS = sorted(runner.DEFAULT_NOTEBOOKS_DIR.glob(runner.NOTEBOOK_PATTERN))
+NOTEBOOKS = sorted(DEFAULT_NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
 
 
-def smoke_run(out: Path, data_dir: Path, **options) -> runner.RunResult:
-    return runner.run(runner.RunOptions(profile="smoke", overrides={"data_dir": str(data_dir)}, out=out,
-                                        quiet=True, **options))
+def smoke_run(out: Path, data_dir: Path, **options) -> RunResult:
+    return run(RunOptions(profile="smoke", overrides={"data_dir": str(data_dir)}, out=out, quiet=True,
+                          **options))
 
 
 @pytest.fixture(scope="session")
-def walkthrough(walkthrough_data: Path, tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
+def walkthrough(walkthrough_data: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     """The whole walkthrough, smoke profile: run once, checked per notebook."""
     return smoke_run(tmp_path_factory.mktemp("smoke") / "report", walkthrough_data)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_notebook_runs_and_records(walkthrough: runner.RunResult, notebook: Path) -> None:
+def test_notebook_runs_and_records(walkthrough: RunResult, notebook: Path) -> None:
     status = walkthrough.status(notebook.name)
     if status.failure is not None:
         failure = status.failure
@@ -57,7 +60,7 @@ def test_notebook_runs_and_records(walkthrough: runner.RunResult, notebook: Path
         assert record["metrics"], f"{notebook.name}: its record {section}.json holds no metrics"
 
 
-def test_the_run_report_is_complete(walkthrough: runner.RunResult) -> None:
+def test_the_run_report_is_complete(walkthrough: RunResult) -> None:
     root = walkthrough.folder.root
     assert walkthrough.ok and walkthrough.exit_code == 0
     for name in ("summary.md", "metrics.json", "run.json", "parameters.yaml"):
@@ -65,7 +68,7 @@ def test_the_run_report_is_complete(walkthrough: runner.RunResult) -> None:
     assert read_json(root / "run.json")["inputs"], "no data files or weights recorded as inputs"
 
 
-def test_same_seed_same_splits(walkthrough: runner.RunResult, walkthrough_data: Path, tmp_path: Path) -> None:
+def test_same_seed_same_splits(walkthrough: RunResult, walkthrough_data: Path, tmp_path: Path) -> None:
     """A second run of 01_data with the same parameters writes byte-for-byte the same splits."""
     first = {key: value for key, value in walkthrough.metrics.items() if key.startswith("data.")}
     assert {"data.split_hash.train", "data.split_hash.validation", "data.split_hash.test"} <= set(first)
@@ -74,7 +77,7 @@ def test_same_seed_same_splits(walkthrough: runner.RunResult, walkthrough_data: 
     second = {key: value for key, value in again.metrics.items() if key.startswith("data.")}
     assert {key: second[key] for key in first if "split_hash" in key} == {
         key: first[key] for key in first if "split_hash" in key}
-    assert runner.compare_metrics(first, second, tolerance=0.0) == []
+    assert compare_metrics(first, second, tolerance=0.0) == []
 
 
 def child_processes(pid: int) -> list[int]:

@@ -82,6 +82,11 @@ def test_recorder_without_the_notebook_records_no_parameters_and_says_so(tmp_pat
     assert "NOTICE: this run's parameters are not recorded" in capsys.readouterr().err
 
 
-def test_recorder_rejects_an_unknown_section(tmp_path):
-    with pytest.raises(ValueError, match="section must be one of"):
-        recording.Recorder(tmp_path, "tokenisation")
+def test_a_notebook_outside_the_lessons_is_found_by_its_section(tmp_path, monkeypatch):
+    """The run tooling's own test notebooks (``01_make.ipynb``, section "make") record too."""
+    notebook = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
+                           "source": ["artifacts_dir = 'a'\n", "size = 3\n"]}]}
+    (tmp_path / "01_make.ipynb").write_text(json.dumps(notebook))
+    monkeypatch.chdir(tmp_path)
+    recording.Recorder(tmp_path / "out", "make", {"artifacts_dir": "a", "size": 2, "other": 1})
+    assert read_json(tmp_path / "out" / "metrics" / "make.json")["parameters"] == {"artifacts_dir": "a", "size": 2}

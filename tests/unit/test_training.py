@@ -62,9 +62,9 @@ def test_validation_scores_feed_early_stopping_and_keep_each_epochs_probabilitie
 
 
 def test_the_parameter_check_knows_every_schedule():
-    from toxhelpers import parameter_checks
+    from toxhelpers.run import checks
 
-    assert parameter_checks.LEARNING_RATE_SCHEDULES == training.SCHEDULES
+    assert checks.LEARNING_RATE_SCHEDULES == training.SCHEDULES
 
 
 @pytest.mark.parametrize("pooling", model.POOLINGS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from toxhelpers.peak_memory import PeakMemory, high_water_mb
+from toxhelpers.run.peak_memory import PeakMemory, high_water_mb
 
 ALLOCATE = "import time; block = bytearray({mb} * 1024 * 1024); block[::4096] = b'x' * len(block[::4096]); time.sleep({hold})"
 

@@ -1,0 +1,96 @@
+"""The run's parameter set: precedence, paths, declared keys, types (nothing runs here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tiny_lessons import lessons, options, profile, stable_code  # noqa: F401 (fixtures)
+from toxhelpers.run.errors import UsageError
+from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks
+from toxhelpers.run.orchestrate import RunOptions, prepare
+from toxhelpers.run.parameters import (available_profiles, check_known, declared_parameters, load_profile,
+                                       resolve_parameters)
+
+
+def test_precedence_profile_config_then_p(tmp_path: Path, profile: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  size: 5\n  seed: 1\n")
+    params = resolve_parameters(str(profile), config, ["seed=7", "fail=false"], base=tmp_path)
+    assert params.values["size"] == 5  # config beats profile
+    assert params.values["seed"] == 7  # -p beats config
+    assert params.values["fail"] is False  # YAML-parsed
+    assert params.values["data_file"] == str(tmp_path / "numbers.txt")
+    assert params.profile == "tiny" and params.description == "tiny test profile"
+
+
+def test_relative_paths_are_resolved_against_the_invoking_folder(tmp_path: Path, profile: Path) -> None:
+    params = resolve_parameters(str(profile), None, ["data_file=sub/x.txt", "label_rule=any"],
+                                       base=tmp_path)
+    assert params.values["data_file"] == str(tmp_path / "sub" / "x.txt")
+    assert params.values["label_rule"] == "any"
+
+
+def test_each_notebook_gets_only_its_keys(lessons: Path, profile: Path) -> None:
+    ctx, selected = prepare(options(lessons, profile, overrides=["scale=3"]))
+    assert [path.name for path in selected] == ["01_make.ipynb", "02_use.ipynb"]
+    make, use = (ctx.passed(path) for path in selected)
+    artifacts = str(lessons.parent / "report" / "artifacts")
+    assert make == {"artifacts_dir": artifacts, "data_file": str(lessons.parent / "numbers.txt"), "size": 2}
+    assert use == {"artifacts_dir": artifacts, "scale": 3}
+    assert ctx.declared["02_use.ipynb"] == {"artifacts_dir": '"../artifacts"', "scale": "2", "fail": "False"}
+
+
+def test_unknown_key_is_an_error_with_a_suggestion(lessons: Path, profile: Path) -> None:
+    with pytest.raises(UsageError, match=r"no notebook declares parameter 'scal' \(did you mean 'scale'\?\)"):
+        prepare(options(lessons, profile, overrides=["scal=3"]))
+    with pytest.raises(UsageError, match="artifacts_dir is set by the runner"):
+        prepare(options(lessons, profile, overrides=["artifacts_dir=/tmp/x"]))
+
+
+def test_shipped_profiles_only_use_declared_keys() -> None:
+    """Typo protection for the profiles themselves: every key is some real notebook's parameter."""
+    declared = declared_parameters(discover_notebooks(DEFAULT_NOTEBOOKS_DIR))
+    assert {"smoke", "demo", "full"} <= set(available_profiles())
+    for name in available_profiles():
+        description, values = load_profile(name)
+        assert description, f"profile {name} needs a description"
+        check_known(values, declared)
+
+
+def real_lessons(tmp_path: Path, *overrides: str, **changes) -> RunOptions:
+    """The real lessons' parameter cells under the smoke profile (only prepared: nothing runs)."""
+    return RunOptions(profile="smoke", overrides=list(overrides), out=tmp_path / "report", quiet=True, **changes)
+
+
+def test_values_take_the_type_of_the_notebooks_defaults(tmp_path: Path) -> None:
+    """YAML 1.1 reads 2e-5 as text and no as False: the notebooks' defaults say what was meant."""
+    ctx, _ = prepare(real_lessons(tmp_path, "learning_rate=2e-5", "grid_learning_rates=[2e-5, 1]",
+                                         "augment_target=0.3", "max_train_rows=null", "checkpoint=no",
+                                         "contextual_checkpoint=2024-01-01"))
+    values = ctx.params.values
+    assert values["learning_rate"] == 2e-5 and type(values["learning_rate"]) is float
+    assert values["grid_learning_rates"] == [2e-5, 1.0]
+    assert values["augment_target"] == 0.3 and values["max_train_rows"] is None
+    assert values["checkpoint"] == "no"  # a text parameter gets the text typed, not YAML's False
+    assert values["contextual_checkpoint"] == "2024-01-01"  # nor YAML's date
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  learning_rate: 2e-5\n")
+    ctx, _ = prepare(real_lessons(tmp_path, config=config))
+    assert ctx.params.values["learning_rate"] == 2e-5
+
+
+def test_a_checkpoint_folder_is_found_where_the_command_runs(tmp_path: Path, profile: Path) -> None:
+    """Notebooks run in notebooks/: a relative folder must be made absolute, or it would be taken
+    for a hub name there (and silently replaced by the bundled fallback)."""
+    (tmp_path / "mydir").mkdir()
+    params = resolve_parameters(str(profile), None, ["checkpoint=mydir", "contextual_checkpoint=./mydir"],
+                                       base=tmp_path)
+    assert params.values["checkpoint"] == params.values["contextual_checkpoint"] == str(tmp_path / "mydir")
+    hub = resolve_parameters(str(profile), None, ["checkpoint=distilbert-base-uncased",
+                                                         "contextual_checkpoint=bundled"], base=tmp_path)
+    assert hub.values["checkpoint"] == "distilbert-base-uncased" and hub.values["contextual_checkpoint"] == "bundled"
+    with pytest.raises(UsageError, match=r"parameter checkpoint=\./nope: .*/nope is not a folder; expected an existing "
+                                         r"folder \(relative to .*\) or a Hugging Face hub model name"):
+        resolve_parameters(str(profile), None, ["checkpoint=./nope"], base=tmp_path)

@@ -1,0 +1,105 @@
+"""Resume: what a rerun into the same folder reuses, what it reruns, and the code hash."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+
+from tiny_lessons import lessons, options, profile, stable_code, statuses  # noqa: F401 (fixtures)
+from toxhelpers.run import resume
+from toxhelpers.run.orchestrate import run
+
+
+def test_code_hash_ignores_the_run_tooling_but_sees_lesson_code(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.undo()
+    package = tmp_path / "toxhelpers"
+    (package / "run").mkdir(parents=True)
+    (package / "data.py").write_text("A = 1\n")
+    (package / "__main__.py").write_text("M = 1\n")
+    (package / "run" / "cli.py").write_text("B = 1\n")
+    monkeypatch.setattr(resume, "PACKAGE_DIR", package)
+    first = resume.code_hash()
+    (package / "run" / "cli.py").write_text("B = 2\n")
+    (package / "run" / "new_tool.py").write_text("C = 1\n")
+    (package / "__main__.py").write_text("M = 2\n")
+    assert resume.code_hash() == first
+    (package / "data.py").write_text("A = 2\n")
+    assert resume.code_hash() != first
+
+
+def test_changing_the_real_run_package_never_forces_a_rerun(tmp_path: Path, monkeypatch) -> None:
+    """On a copy of the real package: editing any module of ``toxhelpers/run/`` keeps the code
+    hash a resume compares, editing a lesson module changes it."""
+    monkeypatch.undo()
+    copy = tmp_path / "toxhelpers"
+    shutil.copytree(resume.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(resume, "PACKAGE_DIR", copy)
+    first = resume.code_hash()
+    tooling = sorted((copy / "run").glob("*.py"))
+    assert {"cli.py", "resume.py", "execute.py"} <= {path.name for path in tooling}
+    for path in tooling:
+        path.write_text(path.read_text() + "\n# changed\n")
+    assert resume.code_hash() == first
+    lesson_module = copy / "data.py"
+    lesson_module.write_text(lesson_module.read_text() + "\n# changed\n")
+    assert resume.code_hash() != first
+
+
+def test_resume_skips_unchanged_and_reruns_what_changed(lessons: Path, profile: Path) -> None:
+    assert run(options(lessons, profile)).ok
+    assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
+
+    # A parameter only 02 reads: 01 is reused, 02 reruns.
+    result = run(options(lessons, profile, overrides=["scale=3"]))
+    assert statuses(result) == {"01_make": "reused", "02_use": "ran"}
+    assert "scale (notebook default) -> 3" in result.status("02_use").reason
+    assert result.metrics["use.scaled_total"] == 9.0
+
+    # A data file 01 recorded as input changed: 01 reruns, and 02 because its input changed.
+    (lessons.parent / "numbers.txt").write_text("5\n6\n7\n")
+    result = run(options(lessons, profile, overrides=["scale=3"]))
+    assert statuses(result) == {"01_make": "ran", "02_use": "ran"}
+    assert "numbers.txt missing or changed" in result.status("01_make").reason
+    assert "input artifacts changed" in result.status("02_use").reason
+
+    # 01 reruns (its source changed) but writes the same artifacts: 02 is still reused.
+    notebook = nbformat.read(lessons / "01_make.ipynb", as_version=4)
+    notebook.cells[2].source += "\n# a comment"
+    nbformat.write(notebook, lessons / "01_make.ipynb")
+    assert statuses(run(options(lessons, profile, overrides=["scale=3"]))) == {
+        "01_make": "ran", "02_use": "reused"}
+
+    # An output deleted: the notebook that wrote it reruns; an executed notebook deleted: same.
+    (lessons.parent / "report" / "artifacts" / "metrics" / "use.json").unlink()
+    assert statuses(run(options(lessons, profile, overrides=["scale=3"]))) == {
+        "01_make": "reused", "02_use": "ran"}
+    (lessons.parent / "report" / "html" / "01_make.html").unlink()
+    result = run(options(lessons, profile, overrides=["scale=3"]))
+    assert statuses(result)["01_make"] == "ran" and "html/01_make.html" in result.status("01_make").reason
+
+    # --force reruns everything.
+    assert statuses(run(options(lessons, profile, overrides=["scale=3"], force=True))) == {
+        "01_make": "ran", "02_use": "ran"}
+
+
+def test_half_written_artifacts_are_never_trusted(lessons: Path, profile: Path) -> None:
+    assert run(options(lessons, profile)).ok
+    artifacts = lessons.parent / "report" / "artifacts"
+    (artifacts / "data" / ".numbers.json.abc.tmp").write_text("[1,")  # an interrupted atomic write
+    assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
+    (artifacts / "data" / "numbers.json").write_text("[1,")  # truncated in place
+    assert statuses(run(options(lessons, profile))) == {"01_make": "ran", "02_use": "reused"}
+    # A run killed mid-notebook has no manifest for it (deleted before the notebook starts).
+    (lessons.parent / "report" / ".state" / "02_use.json").unlink()
+    assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "ran"}
+
+
+def test_running_a_subset_keeps_other_results_only_while_current(lessons: Path, profile: Path) -> None:
+    assert run(options(lessons, profile)).ok
+    result = run(options(lessons, profile, only=["1"], overrides=["size=3"]))
+    assert statuses(result) == {"01_make": "ran", "02_use": "not selected"}
+    assert "stale" in result.status("02_use").reason
+    assert "use.scaled_total" not in result.metrics  # its numbers describe the old 01 output
+    assert result.metrics["make.total"] == 6.0

@@ -1,0 +1,42 @@
+"""The report folder a run writes: notebooks, HTML, logs, figures, metrics, run.json, summary.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tiny_lessons import lessons, options, profile, stable_code  # noqa: F401 (fixtures)
+from toxhelpers.artifacts import sha256_file
+from toxhelpers.run.orchestrate import run
+
+
+def test_run_writes_the_whole_report(lessons: Path, profile: Path) -> None:
+    result = run(options(lessons, profile))
+    assert result.ok and result.exit_code == 0, result.failure
+    out = lessons.parent / "report"
+    for name in ("01_make", "02_use"):
+        assert (out / "notebooks" / f"{name}.ipynb").is_file()
+        assert "<html" in (out / "html" / f"{name}.html").read_text()[:2000].lower()
+        assert (out / "logs" / f"{name}.log").is_file()
+    assert "made [1, 2]" in (out / "logs" / "01_make.log").read_text()
+    assert (out / "figures" / "make_numbers.png").read_bytes()[:4] == b"\x89PNG"
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == {"make.count": 2, "make.total": 3.0, "use.scaled": [2, 4], "use.scaled_total": 6.0}
+    assert yaml.safe_load((out / "parameters.yaml").read_text())["size"] == 2
+
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete"
+    assert record["versions"]["papermill"] and record["versions"]["python"]
+    assert record["inputs"]["make.numbers"]["sha256"] == sha256_file(lessons.parent / "numbers.txt")
+    assert record["peak_memory_mb"]["kernels"] > 0
+    by_name = {item["name"]: item for item in record["notebooks"]}
+    assert by_name["02_use.ipynb"]["wall_seconds"] > 0
+    assert by_name["02_use.ipynb"]["parameters"] == {"artifacts_dir": str(out / "artifacts")}
+
+    summary = (out / "summary.md").read_text()
+    assert "| 01_make | total | 3.0000 | 1.5000 | 0.9218 |" in summary
+    assert "| 02_use | scaled total | 6.0000 | – | – |" in summary
+    assert "Article (published, Kaggle test set)" in summary

@@ -1,0 +1,189 @@
+"""One notebook through papermill: its output to the terminal and ``logs/``, its cells to the
+progress view, a failure turned into one short message, and the HTML rendering."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress
+from toxhelpers.run.resume import Context
+from toxhelpers.run.run_folder import RunFolder, write_text
+
+KERNEL = "python3"
+# The kernel process writes its own log to our stderr; keep only its errors (ipykernel 7 warns
+# about unencrypted local TCP on every start and logs the shutdown interrupt as an error: noise
+# for a local headless run; the notebook's own errors come back through papermill).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+ENGINE = "toxhelpers-progress"  # papermill's nbclient engine, reporting each cell to a CellProgress
+
+
+class Tee:
+    """A stream papermill writes a kernel's output to: the terminal (when verbose) and a log file."""
+
+    def __init__(self, terminal: TextIO | None, log: TextIO):
+        self.terminal, self.log = terminal, log
+
+    def write(self, text: str) -> int:
+        for stream in (self.terminal, self.log):
+            if stream is not None:
+                stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in (self.terminal, self.log):
+            if stream is not None:
+                stream.flush()
+
+
+@dataclass
+class Failure:
+    """Why a notebook stopped: shown as one short message and kept in run.json."""
+
+    notebook: str
+    cell: str
+    error: str
+    source_line: str = ""
+    traceback: str = ""
+
+    def message(self, folder: RunFolder) -> str:
+        where = f" in {self.cell}" if self.cell else ""
+        code = f"\n    {self.source_line}" if self.source_line else ""
+        return (f"FAILED: {self.notebook}{where}:{code}\n  {self.error}\n"
+                f"  partial notebook kept: {folder.executed(Path(self.notebook))} "
+                f"(output log: {folder.log(Path(self.notebook))})")
+
+
+def describe_failure(notebook: Path, error: BaseException) -> Failure:
+    """Turn papermill's exception into (notebook, cell, error); other errors keep their type."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if not isinstance(error, PapermillExecutionError):
+        return Failure(notebook.name, "", f"{type(error).__name__}: {error}".strip())
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    source = error.source if isinstance(error.source, str) else "".join(error.source)
+    numbers = [index for index, cell in enumerate(cells, 1) if "".join(cell["source"]) == source]
+    cell = f"cell {numbers[0]} of {len(cells)}" if numbers else "a cell"
+    cell += f" (In [{error.exec_count}])" if error.exec_count else ""
+    traceback = _strip_ansi("\n".join(error.traceback))
+    evalue = str(error.evalue)
+    evalue = evalue if len(evalue) <= 600 else evalue[:600] + " ..."
+    return Failure(notebook.name, cell, f"{error.ename}: {evalue}", failing_line(source, traceback), traceback)
+
+
+def failing_line(source: str, traceback: str) -> str:
+    """The cell's line IPython's traceback points at (``Cell In[7], line 3``), else its first code line."""
+    lines = source.splitlines()
+    found = re.search(r"Cell In\[\d*\], line (\d+)", traceback)
+    if found and 0 < int(found.group(1)) <= len(lines):
+        number = int(found.group(1))
+        return f"line {number}: {lines[number - 1].strip()[:160]}"
+    return next((text.strip()[:160] for text in lines if text.strip() and not text.strip().startswith("#")), "")
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
+class _ParameterNoise(logging.Filter):
+    """Papermill's parameter-parsing warnings: the runner checks parameters itself (see
+    :func:`toxhelpers.run.parameters.declared_parameters`), so these would only confuse. Also
+    nbclient's "Kernel died while waiting for execute reply", logged through papermill: after
+    Ctrl-C it is the kernel the runner shut down, and a kernel that really died is reported as the
+    notebook's failure anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter",
+                                                   "Kernel died while waiting for execute reply"))
+
+
+class _AbandonedCellNoise(logging.Filter):
+    """After Ctrl-C, nbclient shuts the kernel down under the cell still waiting for its reply;
+    asyncio then prints that abandoned task's DeadKernelError with a traceback at exit, after the
+    runner's own "Interrupted" report. Nothing is lost by dropping it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (record.getMessage().startswith("Task exception was never retrieved")
+                    and type(error).__name__ == "DeadKernelError")
+
+
+def _filter_log_noise() -> None:
+    """Install the noise filters above, once each (logger filters don't apply to child loggers)."""
+    for name, noise in (("papermill", _ParameterNoise), ("papermill.translators", _ParameterNoise),
+                        ("asyncio", _AbandonedCellNoise)):
+        log = logging.getLogger(name)
+        if not any(isinstance(item, noise) for item in log.filters):
+            log.addFilter(noise())
+
+
+@functools.cache
+def progress_engine() -> str:
+    """Register (once) papermill's nbclient engine with a hook reporting each cell to the
+    progress view: papermill's own bar is tqdm over all cells, without the running cell's code."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str,
+                                     cell_progress: CellProgress | None = None, **kwargs: Any) -> Any:
+            if cell_progress is not None:
+                follow_cells(nb_man, cell_progress)
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(ENGINE, ProgressEngine)
+    return ENGINE
+
+
+def follow_cells(manager: Any, progress: CellProgress) -> None:
+    """Wrap papermill's execution manager, which is told when each cell starts and completes."""
+    start, complete = manager.cell_start, manager.cell_complete
+    progress.begin(len(manager.nb.cells))
+
+    def cell_start(cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        start(cell, cell_index, **kwargs)
+        progress.cell_started((cell_index or 0) + 1, "".join(cell.source), cell.cell_type == "code")
+
+    def cell_complete(cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        complete(cell, cell_index, **kwargs)
+        progress.cell_finished()
+
+    manager.cell_start, manager.cell_complete = cell_start, cell_complete
+
+
+def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
+    """Run one notebook through papermill, its output to ``logs/`` (and the terminal when
+    ``output`` is verbose, its cells to the progress view when compact); raises on the first
+    failing cell."""
+    import papermill
+
+    _filter_log_noise()
+    executed, log_path = ctx.folder.executed(notebook), ctx.folder.log(notebook)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = output == VERBOSE
+    progress = CellProgress() if output == COMPACT else contextlib.nullcontext()
+    with open(log_path, "w", encoding="utf-8") as log, progress as cells:
+        papermill.execute_notebook(
+            str(notebook), str(executed), parameters=ctx.passed(notebook), kernel_name=KERNEL,
+            cwd=str(notebook.parent), progress_bar=False, log_output=False,
+            stdout_file=Tee(sys.stdout if terminal else None, log),
+            stderr_file=Tee(sys.stderr if terminal else None, log),
+            extra_arguments=KERNEL_ARGUMENTS, engine_name=progress_engine(), cell_progress=cells,
+        )
+
+
+def render_html(executed: Path, target: Path) -> None:
+    """nbconvert's HTML rendering of an executed notebook (figures are embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    write_text(body, target)

@@ -1,0 +1,47 @@
+"""Which lessons exist (``NN_name.ipynb``) and which of them a run executes (``--only``,
+``--from``, ``--until``): by number or name, always in lesson order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from toxhelpers.run.errors import UsageError
+
+DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+
+
+def discover_notebooks(notebooks_dir: Path) -> list[Path]:
+    notebooks = sorted(notebooks_dir.glob(NOTEBOOK_PATTERN))
+    if not notebooks:
+        raise UsageError(f"no notebooks named like {NOTEBOOK_PATTERN} in {notebooks_dir}; point "
+                         "--notebooks-dir at the lessons (the repository's notebooks/ folder)")
+    return notebooks
+
+
+def _matches(path: Path, token: str) -> bool:
+    token = token.strip().removesuffix(".ipynb")
+    number = path.name[:2]
+    return token in (path.stem, number) or (token.isdigit() and int(token) == int(number))
+
+
+def _find(notebooks: Sequence[Path], token: str, option: str) -> int:
+    for index, path in enumerate(notebooks):
+        if _matches(path, token):
+            return index
+    names = ", ".join(path.stem for path in notebooks)
+    raise UsageError(f"{option} {token!r} matches no notebook; have: {names} (use the number, e.g. 03)")
+
+
+def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] = (), start: str | None = None,
+                     stop: str | None = None) -> list[Path]:
+    """``only`` (numbers or names) or the ``start``..``stop`` range, inclusive, in order."""
+    if only:
+        chosen = {_find(notebooks, token, "--only") for text in only for token in text.split(",") if token.strip()}
+        return [path for index, path in enumerate(notebooks) if index in chosen]
+    first = _find(notebooks, start, "--from") if start else 0
+    last = _find(notebooks, stop, "--until") if stop else len(notebooks) - 1
+    if first > last:
+        raise UsageError(f"--from {start} comes after --until {stop}")
+    return list(notebooks[first:last + 1])

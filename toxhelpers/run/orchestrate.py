@@ -1,0 +1,227 @@
+"""A run from start to end: check everything that can be checked, then run or reuse each
+selected notebook in order, stop at the first failure, and always write the report.
+
+:func:`run` is the entry point for code (tests, benchmarks, the lead's scripts) as
+:func:`toxhelpers.run.cli.main` is for the command line; both take the same :class:`RunOptions`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toxhelpers.run import resume
+from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
+from toxhelpers.run.errors import UsageError
+from toxhelpers.run.execute import KERNEL, describe_failure, execute, render_html
+from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks
+from toxhelpers.run.parameters import DEFAULT_PROFILE, declared_parameters, resolve_parameters
+from toxhelpers.run.peak_memory import PeakMemory
+from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
+from toxhelpers.run.resume import (Context, assess, changed_files, claim, clear_previous, snapshot, utc_now,
+                                   write_manifest)
+from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked, write_text
+from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
+
+
+@dataclass
+class RunOptions:
+    """Everything ``toxhelpers run`` accepts; tests and the lead's scripts call :func:`run` with it."""
+
+    profile: str = DEFAULT_PROFILE
+    config: str | os.PathLike | None = None
+    overrides: Sequence[str] | dict[str, Any] = ()
+    out: str | os.PathLike | None = None
+    notebooks_dir: str | os.PathLike = DEFAULT_NOTEBOOKS_DIR
+    only: Sequence[str] = ()
+    start: str | None = None
+    stop: str | None = None
+    force: bool = False
+    quiet: bool = False  # terminal: only the per-notebook lines and the final table
+    verbose: bool = False  # terminal: every cell's output as it streams (default: compact progress)
+    dry_run: bool = False
+    compare_to: str | os.PathLike | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @property
+    def output(self) -> str:
+        """What the terminal shows while a notebook runs (see :mod:`toxhelpers.run.progress`)."""
+        if self.quiet and self.verbose:
+            raise UsageError("--quiet and --verbose: expected at most one of them")
+        return QUIET if self.quiet else VERBOSE if self.verbose else COMPACT
+
+
+def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
+    """Resolve parameters and notebooks, failing with a UsageError before anything runs."""
+    notebooks_dir = Path(options.notebooks_dir).expanduser().resolve()
+    notebooks = discover_notebooks(notebooks_dir)
+    declared = declared_parameters(notebooks)
+    params = resolve_parameters(options.profile, options.config, options.overrides, declared=declared)
+    selected = select_notebooks(notebooks, options.only, options.start, options.stop)
+    out = Path(options.out) if options.out else Path("reports") / params.profile
+    folder = RunFolder(check_out_folder(out.expanduser().resolve()))
+    data_source = _resolve_data_source(params.values, declared, notebooks_dir)
+    from toxhelpers.recording import package_versions
+
+    key_common = {"code": resume.code_hash(), "versions": resume.stable_hash(package_versions()), "kernel": KERNEL}
+    return Context(folder, notebooks, params, declared, key_common, data_source), selected
+
+
+def _resolve_data_source(values: dict[str, Any], declared: dict[str, dict[str, Any]],
+                         notebooks_dir: Path) -> dict[str, str] | None:
+    """Where ``data_dir`` resolves from the notebooks' working directory (None when no notebook
+    reads data). Part of the resume key, so data downloaded after a demo run is not ignored; a
+    ``data_dir`` that is not a folder fails here, before anything runs."""
+    if not any("data_dir" in params for params in declared.values()):
+        return None
+    from toxhelpers.data import locate_data
+
+    try:
+        source = locate_data(values.get("data_dir"), search_from=notebooks_dir)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    return {"path": str(source.path.resolve()), "origin": source.origin}
+
+
+def run(options: RunOptions) -> RunResult:
+    """Execute the selected notebooks into the run folder, resuming where possible. Everything
+    that can be checked without running a notebook is checked first (also for a dry run)."""
+    check_tolerance(options.tolerance)
+    _ = options.output  # --quiet with --verbose fails here, before anything runs
+    reference = reference_metrics(options.compare_to) if options.compare_to else None
+    ctx, selected = prepare(options)
+    if options.dry_run:
+        result = dry_run(ctx, selected, options.force)
+        if reference is not None:
+            print(f"then compare with {options.compare_to} ({len(reference)} metrics, tolerance {options.tolerance})")
+        return result
+    with locked(ctx.folder.root):
+        result = execute_all(ctx, selected, options)
+    if result.ok and reference is not None:
+        result.differences = compare_metrics(result.metrics, reference, options.tolerance)
+        result.compared = True
+    return result
+
+
+def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunResult:
+    """Run or reuse each selected notebook in order; stop at the first failure; always report."""
+    started, started_at = time.monotonic(), utc_now()
+    ctx.folder.artifacts.mkdir(parents=True, exist_ok=True)
+    write_text(yaml.safe_dump(ctx.params.values, sort_keys=True, allow_unicode=True),
+               ctx.folder.root / "parameters.yaml")
+    statuses = {path.name: NotebookStatus(path.name, "not selected", "not selected") for path in ctx.notebooks}
+    for path in selected:
+        statuses[path.name] = NotebookStatus(path.name, "not run", "an earlier notebook stopped the run")
+    result = RunResult(ctx.folder, list(statuses.values()), {})
+    say(f"toxhelpers run: profile {ctx.params.profile!r}, {len(selected)} notebook(s) -> {ctx.folder.root}")
+    try:
+        for number, notebook in enumerate(selected, 1):
+            status = statuses[notebook.name]
+            status.parameters = ctx.passed(notebook)
+            if not run_one(ctx, notebook, status, f"[{number}/{len(selected)}]", started, options):
+                result.failure = status.failure
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+        say(f"Interrupted: partial notebook kept in {ctx.folder.root / 'notebooks'}; rerun to resume.")
+    mark_unselected(ctx, statuses)
+    finish_report(ctx, result, started, started_at)
+    print_footer(result)
+    return result
+
+
+def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, started: float,
+            options: RunOptions) -> bool:
+    """Reuse or execute one notebook, updating ``status``; False when it failed."""
+    up_to_date, reason = (False, "--force") if options.force else assess(ctx, notebook)
+    if up_to_date:
+        reuse(ctx, notebook, status, counter)
+        return True
+    say(f"{counter} {notebook.name} ... (elapsed {clock(time.monotonic() - started)}; running because {reason})")
+    status.reason = reason
+    if not execute_one(ctx, notebook, status, options.output):
+        say(status.failure.message(ctx.folder))
+        return False
+    say(f"{counter} {notebook.name} done in {status.wall_seconds:.1f}s, peak memory {status.peak_memory_mb:,} MB "
+        f"(elapsed {clock(time.monotonic() - started)})")
+    return True
+
+
+def reuse(ctx: Context, notebook: Path, status: NotebookStatus, counter: str) -> None:
+    """Count an up-to-date notebook's earlier results as this run's."""
+    manifest = ctx.manifest(notebook) or {}
+    status.status, status.current = "reused", True
+    status.reason = f"unchanged since {manifest.get('finished_at')}"
+    status.wall_seconds, status.sections = manifest.get("wall_seconds"), manifest.get("sections", [])
+    say(f"{counter} {notebook.name} reused: unchanged since {manifest.get('finished_at')} "
+        f"(ran in {status.wall_seconds or 0:.1f}s; --force reruns it)")
+
+
+def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: str) -> bool:
+    """Execute one notebook and render its HTML, recording its files, memory and time in
+    ``status``; False when it failed. What it wrote is claimed even on failure or Ctrl-C."""
+    clear_previous(ctx, notebook)
+    before = snapshot(ctx.folder.artifacts, ctx.hasher)
+    began = time.monotonic()
+    watch = PeakMemory()
+    try:
+        with watch:
+            execute(ctx, notebook, output)
+        status.peak_memory_mb = round(watch.peak_mb)
+        render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
+    except KeyboardInterrupt:
+        status.status, status.wall_seconds = "interrupted", round(time.monotonic() - began, 2)
+        claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
+        raise
+    except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
+        status.wall_seconds, status.peak_memory_mb = round(time.monotonic() - began, 2), round(watch.peak_mb)
+        claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
+        status.status, status.failure = "failed", describe_failure(notebook, error)
+        _render_quietly(ctx, notebook)
+        return False
+    wall = time.monotonic() - began
+    manifest = write_manifest(ctx, notebook, before, wall)
+    status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
+    status.sections = manifest["sections"]
+    return True
+
+
+def _render_quietly(ctx: Context, notebook: Path) -> None:
+    """HTML of a failed notebook helps reading the error; failing to render it must not hide the error."""
+    try:
+        render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
+    except Exception:  # noqa: BLE001 - best effort only
+        pass
+
+
+def mark_unselected(ctx: Context, statuses: dict[str, NotebookStatus]) -> None:
+    """Notebooks not run this time count in the report only when their results are still current."""
+    for notebook in ctx.notebooks:
+        item = statuses[notebook.name]
+        if item.status != "not selected" or ctx.manifest(notebook) is None:
+            continue
+        current, reason = assess(ctx, notebook)
+        manifest = ctx.manifest(notebook) or {}
+        item.current, item.sections = current, manifest.get("sections", [])
+        item.wall_seconds = manifest.get("wall_seconds")
+        item.reason = ("not selected; results from an earlier run are current" if current
+                       else f"not selected; stale: {reason}")
+
+
+def dry_run(ctx: Context, selected: list[Path], force: bool) -> RunResult:
+    """Print what each selected notebook would receive and whether it would run."""
+    statuses = []
+    for number, notebook in enumerate(selected, 1):
+        reused, reason = (False, "--force") if force else assess(ctx, notebook)
+        verdict = "would reuse (if earlier notebooks' outputs are unchanged)" if reused else f"would run: {reason}"
+        print(f"[{number}/{len(selected)}] {notebook.name}: {verdict}")
+        for key, value in ctx.passed(notebook).items():
+            print(f"    {key} = {value!r}")
+        statuses.append(NotebookStatus(notebook.name, "dry run", verdict, parameters=ctx.passed(notebook)))
+    return RunResult(ctx.folder, statuses, {})

@@ -1,0 +1,244 @@
+"""Resume: whether a notebook's results in the report folder can be reused, and the records
+(manifests, file ownership) that decision rests on. The rules are documented for users in
+:mod:`toxhelpers.run.cli` ("Resume").
+
+A notebook is reused when its key (cell sources, parameters received, the toxhelpers code it can
+import, package versions, kernel, data folder) is unchanged, its inputs re-hash the same and its
+outputs are intact. The code hash leaves out this ``run`` package and ``__main__.py``: how
+notebooks are run and reported never changes their results, so changing it never forces a rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toxhelpers.artifacts import read_json, sha256_file, write_json
+from toxhelpers.run.parameters import Parameters, notebook_parameters
+from toxhelpers.run.run_folder import RunFolder
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # toxhelpers/
+TOOLING_PACKAGE = Path(__file__).resolve().parent.name  # "run": this package
+TOOLING_FILES = {"__main__.py"}  # the command line's entry point
+
+
+def utc_now() -> str:
+    """Now, as stamped in manifests and run.json (UTC, to the second)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Hasher:
+    """sha256 of files, cached by (path, size, mtime, inode) so one state is hashed once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int, int, int], str] = {}
+
+    def __call__(self, path: Path) -> str:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if key not in self._cache:
+            self._cache[key] = sha256_file(path)
+        return self._cache[key]
+
+
+Snapshot = dict[str, dict[str, Any]]  # {relative path: {"sha256", "mtime_ns"}}
+
+
+def snapshot(folder: Path, hasher: Hasher) -> Snapshot:
+    """{relative path: {sha256, mtime_ns}} of the files under ``folder`` (temp/hidden files skipped)."""
+    files = {}
+    if not folder.is_dir():
+        return files
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts) or path.suffix == ".tmp":
+            continue
+        files[relative.as_posix()] = {"sha256": hasher(path), "mtime_ns": path.stat().st_mtime_ns}
+    return files
+
+
+def is_tooling(relative: Path) -> bool:
+    """A file of the run tooling (``run/``, ``__main__.py``), as opposed to lesson code."""
+    return relative.parts[0] == TOOLING_PACKAGE or relative.as_posix() in TOOLING_FILES
+
+
+def code_hash() -> str:
+    """Hash of the toxhelpers modules a notebook can import: the run tooling is left out."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR)
+        if is_tooling(relative) or "__pycache__" in relative.parts:
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of the cells' types and sources: saved outputs or metadata do not force a rerun."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    text = json.dumps([(cell["cell_type"], "".join(cell["source"])) for cell in cells])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stable_hash(value: Any) -> str:
+    """A hash of any JSON-able value, independent of key order (for comparing resume keys)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Context:
+    """What every notebook of one run shares."""
+
+    folder: RunFolder
+    notebooks: list[Path]  # all discovered, in order: ownership of files follows this order
+    params: Parameters
+    declared: dict[str, dict[str, Any]]
+    key_common: dict[str, Any]
+    data_source: dict[str, str] | None  # where data_dir resolves: {"path", "origin"}
+    hasher: Hasher = field(default_factory=Hasher)
+
+    def passed(self, notebook: Path) -> dict[str, Any]:
+        artifacts = self.folder.artifacts.resolve()
+        return notebook_parameters(self.params.values, self.declared[notebook.name], artifacts)
+
+    def key_parts(self, notebook: Path) -> dict[str, Any]:
+        parts = {"notebook": notebook_source_hash(notebook), "parameters": self.passed(notebook),
+                 **self.key_common}
+        if "data_dir" in self.declared[notebook.name]:
+            parts["data_folder"] = (self.data_source or {}).get("path")
+        return json.loads(json.dumps(parts, sort_keys=True, default=str))  # as stored in a manifest
+
+    def manifest(self, notebook: Path) -> dict[str, Any] | None:
+        path = self.folder.manifest(notebook)
+        try:
+            return read_json(path) if path.is_file() else None
+        except (OSError, ValueError):
+            return None
+
+    def owners(self) -> dict[str, str]:
+        """{artifact file: notebook that last wrote it}, kept across runs (see :func:`claim`)."""
+        path = self.folder.state / "owners.json"
+        try:
+            return read_json(path) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def owned_from(self, notebook: Path, offset: int = 0) -> set[str]:
+        """Artifact files written by this notebook (``offset=1``: by a later one) or after it.
+
+        A lesson only reads what earlier lessons wrote, so these never count as its inputs.
+        """
+        names = [path.name for path in self.notebooks]
+        later = set(names[names.index(notebook.name) + offset:])
+        owned = {rel for rel, owner in self.owners().items() if owner in later}
+        for name in later:
+            owned.update((self.manifest(self.notebooks[names.index(name)]) or {}).get("outputs", {}))
+        return owned
+
+
+def changed_files(before: Snapshot, after: Snapshot) -> Snapshot:
+    """Files created or rewritten (new content or new mtime) between two snapshots."""
+    return {rel: info for rel, info in after.items() if before.get(rel) != info}
+
+
+def claim(ctx: Context, notebook: Path, files: Sequence[str]) -> None:
+    """Note in the ownership ledger that ``notebook`` wrote ``files``.
+
+    Done after success and also after a failure or Ctrl-C, so files a broken run left behind
+    are still known to belong to that notebook and are never taken for an earlier one's inputs.
+    """
+    owners = ctx.owners()
+    owners.update({rel: notebook.name for rel in files})
+    write_json(owners, ctx.folder.state / "owners.json")
+
+
+def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Say which part of the key changed, naming changed parameters."""
+    if old.get("parameters") != new.get("parameters"):
+        before, after = old.get("parameters", {}), new.get("parameters", {})
+        shown = lambda params, key: repr(params[key]) if key in params else "(notebook default)"  # noqa: E731
+        changed = [f"{key} {shown(before, key)} -> {shown(after, key)}"
+                   for key in sorted(set(before) | set(after)) if before.get(key, ...) != after.get(key, ...)]
+        return "parameters changed: " + ", ".join(changed)
+    names = {"notebook": "notebook source changed", "code": "toxhelpers code changed",
+             "versions": "package versions changed", "kernel": "kernel changed",
+             "data_folder": "data folder changed"}
+    for part, text in names.items():
+        if old.get(part) != new.get(part):
+            return text
+    return "run key changed"
+
+
+def _first(paths: Sequence[str]) -> str:
+    return paths[0] + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+
+
+def recorded_input_files(record: dict[str, Any]) -> dict[str, str]:
+    """{path: sha256} of the data files and weights a notebook's record lists as its inputs."""
+    files = {}
+    for description in record.get("inputs", {}).values():
+        if not isinstance(description, dict) or not description.get("path"):
+            continue
+        if description.get("sha256"):
+            files[str(description["path"])] = description["sha256"]
+        elif description.get("weights_sha256") and description.get("weights_file"):
+            files[str(Path(description["path"]) / description["weights_file"])] = description["weights_sha256"]
+    return files
+
+
+def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
+    """(up to date?, why not): the resume decision for one notebook, as documented above."""
+    manifest = ctx.manifest(notebook)
+    if manifest is None:
+        return False, "no completed run in this folder"
+    if stable_hash(manifest.get("key_parts")) != stable_hash(ctx.key_parts(notebook)):
+        return False, _describe_change(manifest.get("key_parts", {}), ctx.key_parts(notebook))
+    for relative, sha in manifest.get("run_files", {}).items():
+        path = ctx.folder.root / relative
+        if not path.is_file() or ctx.hasher(path) != sha:
+            return False, f"{relative} missing or changed"
+    current = snapshot(ctx.folder.artifacts, ctx.hasher)
+    for relative, info in manifest.get("outputs", {}).items():
+        if relative not in current or current[relative]["sha256"] != info["sha256"]:
+            return False, f"output artifacts/{relative} missing or changed"
+    owned = ctx.owned_from(notebook)
+    changed = sorted(rel for rel, info in manifest.get("inputs", {}).items()
+                     if rel not in owned and current.get(rel, {}).get("sha256") != info["sha256"])
+    if changed:
+        return False, f"input artifacts changed: {_first(changed)}"
+    for path, sha in manifest.get("recorded_inputs", {}).items():
+        if not Path(path).is_file() or ctx.hasher(Path(path)) != sha:
+            return False, f"input file {path} missing or changed"
+    return True, "unchanged"
+
+
+def clear_previous(ctx: Context, notebook: Path) -> None:
+    """Forget a notebook's last run before rerunning it: manifest first, then its outputs."""
+    manifest = ctx.manifest(notebook)
+    ctx.folder.manifest(notebook).unlink(missing_ok=True)
+    for relative in (manifest or {}).get("outputs", {}):
+        (ctx.folder.artifacts / relative).unlink(missing_ok=True)
+
+
+def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float) -> dict[str, Any]:
+    """Record what a completed notebook read and wrote (only called after it succeeded)."""
+    outputs = changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))
+    later = ctx.owned_from(notebook, offset=1)
+    inputs = {rel: info for rel, info in before.items() if rel not in outputs and rel not in later}
+    sections = sorted(Path(rel).stem for rel in outputs if rel.startswith("metrics/") and rel.endswith(".json"))
+    recorded: dict[str, str] = {}
+    for section in sections:
+        recorded.update(recorded_input_files(read_json(ctx.folder.artifacts / "metrics" / f"{section}.json")))
+    run_files = {ctx.folder.relative(path): ctx.hasher(path)
+                 for path in (ctx.folder.executed(notebook), ctx.folder.html(notebook))}
+    manifest = {"notebook": notebook.name, "key_parts": ctx.key_parts(notebook), "inputs": inputs,
+                "outputs": outputs, "recorded_inputs": recorded, "run_files": run_files,
+                "sections": sections, "wall_seconds": round(wall, 2), "finished_at": utc_now()}
+    claim(ctx, notebook, list(outputs))
+    write_json(manifest, ctx.folder.manifest(notebook))
+    return manifest

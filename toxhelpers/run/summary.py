@@ -1,0 +1,252 @@
+"""The report of a run: what happened to each notebook, and the files that say it.
+
+``metrics.json``, ``run.json`` and ``summary.md`` are rebuilt after every run from the records
+(``artifacts/metrics/<section>.json``) of the notebooks whose results are current, never from
+scraping cell output; the final table on the terminal says the same in brief.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toxhelpers.artifacts import atomic_path, read_json, write_json
+from toxhelpers.run.execute import KERNEL, Failure
+from toxhelpers.run.progress import say
+from toxhelpers.run.resume import Context, utc_now
+from toxhelpers.run.run_folder import RunFolder, write_text
+
+SUMMARY_VERSIONS = ("python", "tensorflow", "transformers", "toxhelpers")
+ARTICLE = {"test accuracy": 0.9218, "test ROC-AUC": 0.969, "majority baseline (full Kaggle test)": 0.9048}
+
+
+@dataclass
+class NotebookStatus:
+    """One notebook's outcome in this invocation."""
+
+    name: str
+    status: str  # ran | reused | failed | not run | not selected
+    reason: str = ""
+    wall_seconds: float | None = None
+    peak_memory_mb: float | None = None  # its kernel and the kernel's children, at their largest
+    parameters: dict[str, Any] = field(default_factory=dict)
+    sections: list[str] = field(default_factory=list)
+    current: bool = False  # its artifacts are complete and match its inputs
+    failure: Failure | None = None
+
+
+@dataclass
+class RunResult:
+    """What :func:`toxhelpers.run.orchestrate.run` did; ``exit_code`` is what the command returns."""
+
+    folder: RunFolder
+    notebooks: list[NotebookStatus]
+    metrics: dict[str, Any]
+    failure: Failure | None = None
+    interrupted: bool = False
+    differences: list[str] = field(default_factory=list)
+    compared: bool = False  # metrics were compared with --compare-to
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and not self.interrupted
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.failure:
+            return 1
+        return 3 if self.differences else 0
+
+    def status(self, name: str) -> NotebookStatus:
+        return next(item for item in self.notebooks if item.name == name or Path(item.name).stem == name)
+
+
+def current_records(ctx: Context, statuses: list[NotebookStatus]) -> list[tuple[str, dict[str, Any]]]:
+    """(notebook, record) of every up-to-date notebook, in notebook order."""
+    records = []
+    for item in statuses:
+        if not item.current:
+            continue
+        for section in item.sections:
+            path = ctx.folder.artifacts / "metrics" / f"{section}.json"
+            if path.is_file():
+                records.append((item.name, read_json(path)))
+    return records
+
+
+def merged_metrics(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for _, record in records:
+        metrics.update(record.get("metrics", {}))
+    return metrics
+
+
+def copy_figures(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Copy the recorded PNGs to ``<out>/figures`` (dropping ones no current record lists)."""
+    target_dir = ctx.folder.root / "figures"
+    names = [name for _, record in records for name in record.get("figures", [])]
+    for name in names:
+        source = ctx.folder.artifacts / "figures" / name
+        if source.is_file():
+            with atomic_path(target_dir / name) as tmp:
+                shutil.copyfile(source, tmp)
+    if target_dir.is_dir():
+        for stale in target_dir.glob("*.png"):
+            if stale.name not in names:
+                stale.unlink()
+    return names
+
+
+def collected_inputs(records: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Data files and weights, keyed ``<section>.<name>``, as the notebooks recorded them."""
+    return {f"{record.get('section')}.{name}": description
+            for _, record in records for name, description in record.get("inputs", {}).items()}
+
+
+def input_rows(inputs: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(what, recorded by, path, sha256), one row per distinct file: weights that four notebooks
+    load show once, named by model and by where they came from (hub, cache, bundled fallback)."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for key, description in inputs.items():
+        section, _, name = key.partition(".")
+        sha = str(description.get("sha256") or description.get("weights_sha256") or "")
+        path = str(description.get("path", ""))
+        if description.get("weights_file"):
+            path = f"{path}/{description['weights_file']}"
+        what = name
+        if description.get("model_id"):
+            what = f"{name}: {description['model_id']} ({description.get('source', '?')})"
+        grouped.setdefault((what, path, sha), []).append(section)
+    return [(what, ", ".join(sections), path, sha) for (what, path, sha), sections in grouped.items()]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, dict[str, Any]]],
+                     run_record: dict[str, Any]) -> str:
+    """The one-page summary: headline table, inputs, wall times."""
+    lines = [f"# toxhelpers run: profile `{ctx.params.profile}`", ""]
+    if ctx.params.description:
+        lines += [ctx.params.description, ""]
+    failure = result.failure
+    lines.append(f"- **Status:** {run_record['status']}"
+                 + (f" ({failure.notebook}, {failure.cell}: {_md(failure.error)})" if failure else ""))
+    memory = max((item.peak_memory_mb or 0 for item in result.notebooks), default=0)
+    lines.append(f"- **Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s"
+                 + (f" · peak memory of a notebook {memory:,.0f} MB" if memory else ""))
+    source = run_record.get("data_source") or {}
+    if source:
+        origin = {"demo": "no Jigsaw data found, so the demo set shipped with the package",
+                  "parameter": "the data_dir parameter"}.get(source["origin"], source["origin"])
+        lines.append(f"- **Data:** `{source['path']}` ({origin})")
+    versions = run_record["versions"]
+    shown = ", ".join(f"{name} {versions[name]}" for name in SUMMARY_VERSIONS if versions.get(name))
+    lines += [f"- **Versions:** {shown} · code {run_record['code']['git_commit']}", ""]
+    if source.get("origin") == "demo":
+        lines += ["> **DEMO DATA.** No Jigsaw data was found; these numbers come from the tiny demo set "
+                  "written by the toxhelpers authors and mean nothing for toxic-comment detection.", ""]
+    lines += ["## Headline metrics", "",
+              "| Notebook | Metric | This run | Majority baseline | Article (published, Kaggle test set) |",
+              "|---|---|---:|---:|---:|"]
+    rows = [(name, row) for name, record in records for row in record.get("headline", [])]
+    for name, row in rows:
+        lines.append(f"| {Path(name).stem} | {_md(row.get('label'))} | {_fmt(row.get('value'))} | "
+                     f"{_fmt(row.get('baseline'))} | {_fmt(row.get('article'))} |")
+    if not rows:
+        lines.append("| – | no headline metrics recorded | | | |")
+    lines += ["", "*Article (published)*: the numbers the article reports on Kaggle's full test set "
+              f"(test accuracy {ARTICLE['test accuracy']:.2%}, test ROC-AUC {ARTICLE['test ROC-AUC']:.3f}; its "
+              f"majority-class baseline there is {ARTICLE['majority baseline (full Kaggle test)']:.2%}). They are "
+              "for reference, not measured by this run. The majority baseline is measured by this run, on the "
+              "same rows as the metric (accuracy of always answering the most frequent class).",
+              "", "## Data files and pretrained weights", "",
+              "| Input | Recorded by | Path | sha256 (first 16) |", "|---|---|---|---|"]
+    for what, sections, path, sha in input_rows(run_record["inputs"]):
+        lines.append(f"| {_md(what)} | {_md(sections)} | `{_md(path)}` | `{sha[:16]}` |")
+    lines += ["", "## Notebooks", "", "Peak memory: the notebook's kernel and any process it started, at their "
+              "largest together (a reused notebook did not run now).", "",
+              "| Notebook | Status | Wall time (s) | Peak memory (MB) | Note |", "|---|---|---:|---:|---|"]
+    for item in result.notebooks:
+        wall = "" if item.wall_seconds is None else f"{item.wall_seconds:.1f}"
+        memory = "" if item.peak_memory_mb is None else f"{item.peak_memory_mb:,.0f}"
+        lines.append(f"| {item.name} | {item.status} | {wall} | {memory} | {_md(item.reason)} |")
+    lines += ["", "Everything recorded is in `metrics.json`; parameters in `parameters.yaml`; versions, "
+              "inputs with full sha256 and timings in `run.json`; executed notebooks in `notebooks/` "
+              "and `html/`.", ""]
+    return "\n".join(lines)
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory (MB) of the largest finished kernel and of this process (Linux: KB units)."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024
+    return {"kernels": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale,
+            "runner": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale}
+
+
+def git_commit(folder: Path) -> str | None:
+    """``HEAD`` of the repository holding the notebooks, with ``+dirty`` for local changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+
+def finish_report(ctx: Context, result: RunResult, started: float, started_at: str) -> None:
+    """Write metrics.json, figures, run.json and summary.md from the current records."""
+    records = current_records(ctx, result.notebooks)
+    result.metrics = merged_metrics(records)
+    write_json(result.metrics, ctx.folder.root / "metrics.json")
+    figures = copy_figures(ctx, records)
+    from toxhelpers.recording import package_versions
+
+    status = "interrupted" if result.interrupted else "failed" if result.failure else "complete"
+    run_record = {
+        "status": status, "started_at": started_at, "finished_at": utc_now(),
+        "wall_seconds": round(time.monotonic() - started, 2), "peak_memory_mb": peak_memory_mb(),
+        "profile": ctx.params.profile, "description": ctx.params.description, "config": ctx.params.config,
+        "parameters": ctx.params.values, "versions": package_versions(),
+        "code": {"toxhelpers_sha256": ctx.key_common["code"], "git_commit": git_commit(ctx.notebooks[0].parent)},
+        "kernel": KERNEL, "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
+        "notebooks": [asdict(item) for item in result.notebooks],
+        "figures": figures, "failure": asdict(result.failure) if result.failure else None,
+    }
+    write_json(run_record, ctx.folder.root / "run.json")
+    write_text(summary_markdown(ctx, result, records, run_record), ctx.folder.root / "summary.md")
+
+
+def print_footer(result: RunResult) -> None:
+    """Per-notebook wall times and where the report is."""
+    width = max(len(item.name) for item in result.notebooks)
+    say("")
+    for item in result.notebooks:
+        wall = "" if item.wall_seconds is None else f"{item.wall_seconds:8.1f}s"
+        memory = "" if item.peak_memory_mb is None else f"{item.peak_memory_mb:8,.0f} MB"
+        say(f"  {item.name:<{width}}  {item.status:<12} {wall} {memory}")
+    outcome = "done" if result.ok else "STOPPED"
+    say(f"{outcome}: report in {result.folder.root} (summary.md, metrics.json, run.json)")

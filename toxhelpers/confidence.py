@@ -288,3 +288,25 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: int
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- The artifact: what lesson 10 hands to a deployer -----------------------------------------------
+
+def save_calibration(artifacts_dir: str, scaling: Scaling, fitted_prevalence: float, deployment_prevalence: float,
+                     recommended_threshold: float) -> object:
+    """The scaling fitted on validation, the toxic share it is calibrated for, and the recommended
+    deployment threshold (on the saved, raw scores), for a scorer to apply."""
+    from toxhelpers.artifacts import artifact_path, write_json
+
+    return write_json({"scaling": scaling.as_dict(), "fitted_prevalence": fitted_prevalence,
+                       "deployment_prevalence": deployment_prevalence,
+                       "recommended_threshold": recommended_threshold},
+                      artifact_path(artifacts_dir, "calibration"))
+
+
+def load_calibration(artifacts_dir: str) -> dict:
+    from toxhelpers.artifacts import read_json, require_artifact
+
+    content = read_json(require_artifact(artifacts_dir, "calibration"))
+    scaling = {key: content["scaling"][key] for key in ("kind", "slope", "intercept")}
+    return {**content, "scaling": Scaling(**scaling)}

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from toxhelpers.evaluation import (best_f1_threshold, binary_metrics, check_prevalence, check_scores,
-                                   metrics_at_prevalence)
+from toxhelpers.evaluation import (best_f1_threshold, check_prevalence, check_scores, metrics_at_prevalence,
+                                   single_metric)
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] before taking a logit
 SCALINGS = ("temperature", "platt")
@@ -201,8 +201,12 @@ def labels_vs_f1(labels: np.ndarray, probabilities: np.ndarray, counts: list[int
 
 
 def knee(curve: pd.Series, tolerance: float = 0.01) -> int:
-    """The smallest number of labels whose median F1 is within ``tolerance`` of the curve's plateau
-    (its median F1 at the largest number of labels): beyond it, more labels buy little."""
+    """The smallest number of labels (n > 0; n = 0 is the threshold chosen without any) whose median
+    F1 is within ``tolerance`` of the curve's plateau, its median F1 at the largest number of
+    labels: beyond the knee, more labels buy little."""
+    curve = curve[curve.index > 0].sort_index()
+    if curve.empty:
+        raise ValueError("the curve has no point with labels (n > 0)")
     plateau = float(curve.iloc[-1])
     return int(curve.index[np.flatnonzero(curve.to_numpy() >= plateau - tolerance)[0]])
 
@@ -239,15 +243,13 @@ def metric_intervals(labels: np.ndarray, scores: dict[str, np.ndarray], threshol
     ``thresholds`` give each set's fixed threshold for F1 (the one chosen on validation). Rows of the
     result: ``<name>`` and ``<first> - <second>``; columns ``<metric>``, ``<metric> low``, ``<metric> high``.
     """
-    labels = np.asarray(labels).reshape(-1)
     names = list(scores)
+    checked = {name: check_scores(labels, scores[name]) for name in names}
+    labels = checked[names[0]][0]
 
     def statistic(index: np.ndarray) -> dict[str, float]:
-        values = {}
-        for name in names:
-            result = binary_metrics(labels[index], np.asarray(scores[name])[index], thresholds[name])
-            values.update({f"{name}|{metric}": result[metric] for metric in metrics})
-        return values
+        return {f"{name}|{metric}": single_metric(metric, labels[index], checked[name][1][index], thresholds[name])
+                for name in names for metric in metrics}
 
     samples = bootstrap(statistic, len(labels), resamples, seed)
     point = statistic(np.arange(len(labels)))

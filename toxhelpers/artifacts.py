@@ -35,6 +35,7 @@ LESSONS = {
     "finetuning": "06_finetuning.ipynb",
     "evaluation": "07_evaluation.ipynb",
     "serving": "08_serving.ipynb",
+    "confidence": "10_confidence.ipynb",
 }
 
 
@@ -78,9 +79,20 @@ ARTIFACTS = {
                                       "the fine-tuned model's validation and test probabilities"),
     "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
                                   "threshold, validation and test metrics, and the training time"),
+    "tfidf_predictions": Artifact("evaluation/{split}_tfidf_predictions.parquet", "evaluation",
+                                  "baselines.load_tfidf_predictions",
+                                  "TF-IDF + LR's validation and test probabilities (columns as finetuned_predictions)"),
     "onnx": Artifact("serving/classifier.{variant}.onnx", "serving", "serving.OnnxClassifier",
                      "the fine-tuned classifier as ONNX (fp32) and its int8 quantization"),
+    "calibration": Artifact("confidence/calibration.json", "confidence", "confidence.load_calibration",
+                            "the scaling fitted on validation, and the deployment threshold lesson 10 recommends"),
+    "model_card": Artifact("model_card.md", "confidence", "model_card.read_model_card",
+                           "the model card: weights, data, uses, metrics with intervals, calibration, limitations"),
 }
+
+# Lesson 10 reads this artifact when a later lesson 9 (identity-term bias) registers and writes it:
+# a table with columns ``text``, ``identity`` and ``probability`` (its templates, most flagged first).
+BIAS_TEMPLATES = "identity_templates"
 
 
 def artifact(name: str) -> Artifact:

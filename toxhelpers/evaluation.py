@@ -44,6 +44,18 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: flo
     }
 
 
+def single_metric(name: str, labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> float:
+    """One of :func:`binary_metrics`' numbers (``roc_auc``, ``pr_auc``, ``f1``), computed the same
+    way but alone and without re-checking the inputs: a bootstrap computes thousands of them."""
+    if name == "roc_auc":
+        return skm.roc_auc_score(labels, probabilities)
+    if name == "pr_auc":
+        return skm.average_precision_score(labels, probabilities)
+    if name == "f1":
+        return skm.f1_score(labels, (probabilities >= threshold).astype(int), zero_division=0)
+    raise ValueError(f"single_metric computes roc_auc, pr_auc or f1, not {name!r}")
+
+
 def majority_metrics(train_labels: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """:func:`binary_metrics` of the majority-class baseline (:mod:`toxhelpers.baselines`): a
     constant score, so its ROC-AUC is 0.5 and its PR-AUC the toxic share."""

@@ -144,12 +144,21 @@ class Recorder:
         return values
 
     def headline(self, label: str, value: float, key: str | None = None,
-                 baseline: float | None = None, article: float | None = None) -> float:
+                 baseline: float | None = None, article: float | None = None,
+                 interval: tuple[float, float] | None = None) -> float:
         """A number for the run's one-page summary, beside the majority-class baseline and the
-        article's published figure where they exist (``key`` also stores it as a metric)."""
+        article's published figure where they exist (``key`` also stores it as a metric).
+        ``interval``: its (low, high) 95% interval, e.g. from a bootstrap, shown beside it."""
+        if interval is not None:
+            low, high = (float(bound) for bound in interval)
+            if not low <= high:
+                raise ValueError(f"interval must be (low, high) with low <= high, got {interval!r}")
+            interval = (low, high)
         self._record["headline"] = [row for row in self._record["headline"] if row["label"] != label]
-        self._record["headline"].append({"label": label, "value": value, "key": key,
-                                         "baseline": baseline, "article": article})
+        row = {"label": label, "value": value, "key": key, "baseline": baseline, "article": article}
+        if interval is not None:
+            row["interval"] = list(interval)
+        self._record["headline"].append(row)
         if key:
             self._record["metrics"][f"{self.section}.{key}"] = value
         self._save()

@@ -36,10 +36,10 @@ def full_run(shared_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     existing = os.environ.get("TOXHELPERS_FULL_REPORT")
     if existing:
         return read_json(Path(existing) / "metrics.json")
-    from toxhelpers import runner
+    from toxhelpers.run.orchestrate import RunOptions, run
 
-    result = runner.run(runner.RunOptions(profile="full", overrides={"data_dir": str(shared_sample)},
-                                          out=tmp_path_factory.mktemp("full") / "report", quiet=True))
+    result = run(RunOptions(profile="full", overrides={"data_dir": str(shared_sample)},
+                            out=tmp_path_factory.mktemp("full") / "report", quiet=True))
     assert result.ok, result.failure
     return result.metrics
 

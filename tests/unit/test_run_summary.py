@@ -40,3 +40,27 @@ def test_run_writes_the_whole_report(lessons: Path, profile: Path) -> None:
     assert "| 01_make | total | 3.0000 | 1.5000 | 0.9218 |" in summary
     assert "| 02_use | scaled total | 6.0000 | – | – |" in summary
     assert "Article (published, Kaggle test set)" in summary
+
+
+def test_a_headline_with_an_interval_shows_it_beside_the_value() -> None:
+    from toxhelpers.run.summary import headline_value
+
+    assert headline_value({"value": 0.96634, "interval": [0.96, 0.973]}) == "0.9663 [0.9600, 0.9730]"
+    assert headline_value({"value": 0.96634}) == "0.9663"
+
+
+def test_the_model_card_is_copied_only_while_its_lesson_is_current(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from toxhelpers.artifacts import artifact_path
+    from toxhelpers.run.summary import MODEL_CARD, copy_model_card
+
+    folder = SimpleNamespace(root=tmp_path / "report", artifacts=tmp_path / "report" / "artifacts")
+    ctx = SimpleNamespace(folder=folder)
+    card = artifact_path(folder.artifacts, "model_card")
+    card.parent.mkdir(parents=True)
+    card.write_text("# Model card\n")
+    assert copy_model_card(ctx, [("10_confidence.ipynb", {"section": "confidence"})]) == MODEL_CARD
+    assert (folder.root / MODEL_CARD).read_text() == "# Model card\n"
+    assert copy_model_card(ctx, [("01_data.ipynb", {"section": "data"})]) is None
+    assert not (folder.root / MODEL_CARD).exists()  # a stale card is not left beside a new summary

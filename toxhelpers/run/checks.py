@@ -98,6 +98,8 @@ SHARE = Rule(low=0, high=1, low_open=True, high_open=True)  # strictly between 0
 DROPOUT = Rule(low=0, high=1, high_open=True)
 # training.SCHEDULES, spelled out here because training imports TensorFlow (a test keeps them equal)
 LEARNING_RATE_SCHEDULES = ("constant", "linear")
+# confidence.SCALINGS, spelled out here for the same reason (a test keeps them equal)
+CALIBRATION_SCALINGS = ("temperature", "platt")
 SEQUENCE_LENGTH_KEYS = ("max_length", "benchmark_length")  # capped by the encoder, see check_encoder_limit
 CHECKPOINT_KEY = "checkpoint"
 
@@ -164,6 +166,15 @@ def parameter_rules() -> dict[str, Rule]:
         "latency_repeats": AT_LEAST_ONE,
         "agreement_rows": AT_LEAST_ZERO,
         "long_comment_rows": AT_LEAST_ZERO,
+        # 10_confidence
+        "scaling": Rule(choices=CALIBRATION_SCALINGS),
+        "calibration_bins": AT_LEAST_ONE,
+        "label_counts": AT_LEAST_ZERO,  # 0: the threshold chosen without labels
+        "label_repeats": AT_LEAST_ONE,
+        "bootstrap_resamples": Rule(low=200),  # fewer make the interval ends (2.5% tails) too noisy to report
+        "attribution_examples": AT_LEAST_ZERO,
+        "ig_steps": AT_LEAST_ONE,
+        "ig_tolerance": POSITIVE,
     }
 
 

@@ -106,6 +106,33 @@ def copy_figures(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> lis
     return names
 
 
+MODEL_CARD = "model_card.md"
+
+
+def copy_model_card(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """Put the model card lesson 10 wrote at the run folder's top (dropping a stale one when that
+    lesson is not current): the card a reader of summary.md should open next."""
+    import shutil
+
+    from toxhelpers.artifacts import ARTIFACTS, artifact_path
+
+    target = ctx.folder.root / MODEL_CARD
+    written = artifact_path(ctx.folder.artifacts, "model_card")
+    producer = ARTIFACTS["model_card"].lesson
+    if any(record.get("section") == producer for _, record in records) and written.is_file():
+        shutil.copyfile(written, target)
+        return MODEL_CARD
+    target.unlink(missing_ok=True)
+    return None
+
+
+def headline_value(row: dict[str, Any]) -> str:
+    """The value, with its 95% interval when the lesson measured one."""
+    interval = row.get("interval")
+    value = _fmt(row.get("value"))
+    return f"{value} [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else value
+
+
 def collected_inputs(records: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Data files and weights, keyed ``<section>.<name>``, as the notebooks recorded them."""
     return {f"{record.get('section')}.{name}": description
@@ -162,16 +189,21 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
         lines.append(f"- **Data:** `{source['path']}` ({origin})")
     versions = run_record["versions"]
     shown = ", ".join(f"{name} {versions[name]}" for name in SUMMARY_VERSIONS if versions.get(name))
-    lines += [f"- **Versions:** {shown} · code {run_record['code']['git_commit']}", ""]
+    lines.append(f"- **Versions:** {shown} · code {run_record['code']['git_commit']}")
+    if run_record.get("model_card"):
+        lines.append(f"- **Model card:** [{run_record['model_card']}]({run_record['model_card']}): what the "
+                     "model is, its data, metrics with intervals, calibration and limitations")
+    lines.append("")
     if source.get("origin") == "demo":
         lines += ["> **DEMO DATA.** No Jigsaw data was found; these numbers come from the tiny demo set "
                   "written by the toxhelpers authors and mean nothing for toxic-comment detection.", ""]
     lines += ["## Headline metrics", "",
-              "| Notebook | Metric | This run | Majority baseline | Article (published, Kaggle test set) |",
+              "| Notebook | Metric | This run [95% interval, where measured] | Majority baseline "
+              "| Article (published, Kaggle test set) |",
               "|---|---|---:|---:|---:|"]
     rows = [(name, row) for name, record in records for row in record.get("headline", [])]
     for name, row in rows:
-        lines.append(f"| {Path(name).stem} | {_md(row.get('label'))} | {_fmt(row.get('value'))} | "
+        lines.append(f"| {Path(name).stem} | {_md(row.get('label'))} | {headline_value(row)} | "
                      f"{_fmt(row.get('baseline'))} | {_fmt(row.get('article'))} |")
     if not rows:
         lines.append("| – | no headline metrics recorded | | | |")
@@ -234,7 +266,8 @@ def finish_report(ctx: Context, result: RunResult, started: float, started_at: s
         "code": {"toxhelpers_sha256": ctx.key_common["code"], "git_commit": git_commit(ctx.notebooks[0].parent)},
         "kernel": KERNEL, "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
         "notebooks": [asdict(item) for item in result.notebooks],
-        "figures": figures, "failure": asdict(result.failure) if result.failure else None,
+        "figures": figures, "model_card": copy_model_card(ctx, records),
+        "failure": asdict(result.failure) if result.failure else None,
     }
     write_json(run_record, ctx.folder.root / "run.json")
     write_text(summary_markdown(ctx, result, records, run_record), ctx.folder.root / "summary.md")

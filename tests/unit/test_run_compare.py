@@ -30,3 +30,13 @@ def test_compare_to_reports_match_and_differences(lessons: Path, profile: Path, 
     assert "metrics match" not in captured.err and f"then compare with {first} (4 metrics" in captured.out
     assert main(argv + ["--out", str(second), "-p", "scale=3", "--compare-to", str(first)]) == 3
     assert "differs from" in capsys.readouterr().err
+
+
+def test_latencies_and_load_count_as_timings_not_results() -> None:
+    from toxhelpers.run.compare import is_timing
+
+    for key in ("serving.latency.ONNX int8 @ 1.median_ms", "serving.benchmark.load_average_before",
+                "finetuning.fit_seconds", "finetuning.train_examples_per_s.bucketed", "training.timing.speedup"):
+        assert is_timing(key), key
+    for key in ("finetuning.test.at_0.5.roc_auc", "serving.int8.max_abs_difference", "data.split_hash.train"):
+        assert not is_timing(key), key

@@ -35,6 +35,7 @@ LESSONS = {
     "finetuning": "06_finetuning.ipynb",
     "evaluation": "07_evaluation.ipynb",
     "serving": "08_serving.ipynb",
+    "bias": "09_bias.ipynb",
 }
 
 
@@ -78,6 +79,8 @@ ARTIFACTS = {
                                       "the fine-tuned model's validation and test probabilities"),
     "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
                                   "threshold, validation and test metrics, and the training time"),
+    "tfidf_model": Artifact("evaluation/tfidf.joblib", "evaluation", "baselines.load_tfidf",
+                            "the fitted TF-IDF + logistic-regression pipeline (joblib; load only files you made)"),
     "onnx": Artifact("serving/classifier.{variant}.onnx", "serving", "serving.OnnxClassifier",
                      "the fine-tuned classifier as ONNX (fp32) and its int8 quantization"),
 }

@@ -231,6 +231,10 @@ NON_TOXIC_FRAMES = (
     "Many {term} families live on our street.",
     "Thanks for adding the section about {term} writers.",
     "I am {term} and I agree with the proposed merge.",
+    "My {term} coworker is a brilliant and patient teacher.",
+    "Our {term} neighbours are generous, honest people.",
+    "A talented {term} musician played at the festival.",
+    "Being {term} and proud of it, she thanked the editors.",
 )
 TOXIC_FRAMES = (
     "{term} people are worthless scum, shut up.",
@@ -245,6 +249,10 @@ TOXIC_FRAMES = (
     "Shove your {term} garbage, you pathetic jerk.",
     "Another {term} bigot spewing crap, get lost.",
     "What a sad {term} loser, shut your mouth.",
+    "You are a dirty {term} pig and a liar.",
+    "Every {term} is a brainless waste of space.",
+    "Dumbass {term} trolls like you ruin everything.",
+    "Crawl back to your {term} sewer, you worthless rat.",
 )
 
 

@@ -208,7 +208,7 @@ def plot_terms(tables: dict[str, pd.DataFrame], metric: str = "fpr", title: str 
     frame.plot.barh(ax=ax, width=0.8)
     ax.set(title=title, xlabel=metric.replace("_", " "), ylabel="")
     ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=8, loc="lower right" if ascending else "upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no bar hidden
     fig.tight_layout()
     return fig
 

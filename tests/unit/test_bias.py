@@ -120,7 +120,8 @@ def test_identity_sentences_are_balanced_and_never_templates() -> None:
     sentences = bias.identity_sentences(["gay", "deaf"], 20, seed=3)
     assert len(sentences) == 20 and sentences["label"].sum() == 10 and set(sentences["term"]) == {"gay", "deaf"}
     assert not sentences["text"].duplicated().any()
-    with pytest.raises(ValueError, match="are evaluation templates"):
-        bias.identity_sentences(["gay"], 24, exclude=["I am gay and I agree with the proposed merge."])
-    with pytest.raises(ValueError, match="count must be between 2 and 24"):
-        bias.identity_sentences(["gay"], 26)
+    frames = min(len(bias.NON_TOXIC_FRAMES), len(bias.TOXIC_FRAMES))  # per class, for one term
+    with pytest.raises(ValueError, match="are evaluation templates"):  # every sentence of "gay" drawn
+        bias.identity_sentences(["gay"], 2 * frames, exclude=["I am gay and I agree with the proposed merge."])
+    with pytest.raises(ValueError, match=f"count must be between 2 and {2 * frames}"):
+        bias.identity_sentences(["gay"], 2 * frames + 2)

@@ -35,6 +35,7 @@ LESSONS = {
     "finetuning": "06_finetuning.ipynb",
     "evaluation": "07_evaluation.ipynb",
     "serving": "08_serving.ipynb",
+    "bias": "09_bias.ipynb",
     "confidence": "10_confidence.ipynb",
 }
 
@@ -79,6 +80,11 @@ ARTIFACTS = {
                                       "the fine-tuned model's validation and test probabilities"),
     "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
                                   "threshold, validation and test metrics, and the training time"),
+    "identity_templates": Artifact("bias/identity_templates.parquet", "bias", "bias.load_scored_templates",
+                                   "the fine-tuned model's scores on the non-toxic identity templates, most "
+                                   "flagged first (columns text, identity, probability): lesson 10 explains them"),
+    "tfidf_model": Artifact("evaluation/tfidf.joblib", "evaluation", "baselines.load_tfidf",
+                            "the fitted TF-IDF + logistic-regression pipeline (joblib; load only files you made)"),
     "tfidf_predictions": Artifact("evaluation/{split}_tfidf_predictions.parquet", "evaluation",
                                   "baselines.load_tfidf_predictions",
                                   "TF-IDF + LR's validation and test probabilities (columns as finetuned_predictions)"),
@@ -90,9 +96,6 @@ ARTIFACTS = {
                            "the model card: weights, data, uses, metrics with intervals, calibration, limitations"),
 }
 
-# Lesson 10 reads this artifact when a later lesson 9 (identity-term bias) registers and writes it:
-# a table with columns ``text``, ``identity`` and ``probability`` (its templates, most flagged first).
-BIAS_TEMPLATES = "identity_templates"
 
 
 def artifact(name: str) -> Artifact:

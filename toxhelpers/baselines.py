@@ -110,6 +110,27 @@ def choose_tfidf_C(train_texts: Sequence[str], train_labels: Any, validation_tex
     return first, table
 
 
+def save_tfidf(pipeline: Any, artifacts_dir: Any) -> Any:
+    """Keep lesson 7's fitted pipeline (joblib) so lesson 9 can score new sentences with it."""
+    import joblib
+
+    from toxhelpers.artifacts import artifact_path, atomic_path
+
+    path = artifact_path(artifacts_dir, "tfidf_model")
+    with atomic_path(path) as tmp:
+        joblib.dump(pipeline, tmp)
+    return path
+
+
+def load_tfidf(artifacts_dir: Any) -> Any:
+    """The pipeline :func:`save_tfidf` wrote (joblib runs code when loading: only your own files)."""
+    import joblib
+
+    from toxhelpers.artifacts import require_artifact
+
+    return joblib.load(require_artifact(artifacts_dir, "tfidf_model"))
+
+
 def top_terms(pipeline: Any, count: int = 15) -> pd.DataFrame:
     """The n-grams that push a comment most towards toxic and towards non-toxic: what a linear
     model has learned, readable in one table."""

@@ -67,3 +67,13 @@ def test_unknown_feature_set_is_rejected():
 def test_majority_probability_is_the_training_majority():
     assert baselines.majority_probability([0, 0, 1], 4).tolist() == [0.0] * 4
     assert baselines.majority_probability([1, 1, 0], 2).tolist() == [1.0] * 2
+
+
+def test_saved_tfidf_pipeline_scores_as_before(tmp_path):
+    texts = ["you idiot", "stupid idiot", "thanks for the edit", "good source, thanks"] * 3
+    pipeline = baselines.fit_tfidf_logistic_regression(texts, [1, 1, 0, 0] * 3, features="word")
+    with pytest.raises(FileNotFoundError, match="07_evaluation.ipynb"):
+        baselines.load_tfidf(tmp_path)
+    baselines.save_tfidf(pipeline, tmp_path)
+    again = baselines.load_tfidf(tmp_path)
+    assert np.array_equal(baselines.toxic_probability(again, texts), baselines.toxic_probability(pipeline, texts))

@@ -166,6 +166,15 @@ def parameter_rules() -> dict[str, Rule]:
         "latency_repeats": AT_LEAST_ONE,
         "agreement_rows": AT_LEAST_ZERO,
         "long_comment_rows": AT_LEAST_ZERO,
+        # 09_bias
+        "templates_dir": Rule(kind=TEXT, optional=True),  # None: the templates shipped with the package
+        "template_rows": Rule(kind=INTEGER, optional=True, low=100),  # enough rows for both classes of every term
+        "held_out_fraction": SHARE,
+        "plain_sentences": Rule(kind=Kind((list,), TEXT)),
+        "replay_rows": AT_LEAST_ZERO,
+        "mitigation_sizes": Rule(low=2),  # identity sentences, half of them toxic
+        "mitigation_learning_rate": POSITIVE,
+        "max_validation_auc_cost": Rule(low=0, high=1),
         # 10_confidence
         "scaling": Rule(choices=CALIBRATION_SCALINGS),
         "calibration_bins": AT_LEAST_ONE,

@@ -97,7 +97,6 @@ ARTIFACTS = {
 }
 
 
-
 def artifact(name: str) -> Artifact:
     if name not in ARTIFACTS:
         raise KeyError(f"no artifact {name!r}; the table has {sorted(ARTIFACTS)}")
@@ -172,6 +171,30 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def read_parquet(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_parquet(path)
+
+
+def write_predictions(artifacts_dir: str | os.PathLike, name: str, split: str, ids: Any, labels: Any,
+                      probabilities: Any, threshold: float = 0.5) -> Path:
+    """A model's probabilities for a split as artifact ``name`` (columns id, label, probability,
+    predicted at ``threshold``): later lessons read them instead of running the model again."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    frame = pd.DataFrame({"id": np.asarray(ids).astype(str), "label": np.asarray(labels), "probability": probabilities,
+                          "predicted": (probabilities >= threshold).astype(int)})
+    return write_parquet(frame, artifact_path(artifacts_dir, name, split=split))
+
+
+def read_predictions(artifacts_dir: str | os.PathLike, name: str, split: str, ids: Any = None) -> pd.DataFrame:
+    """What :func:`write_predictions` wrote; with ``ids``, those rows in that order (every id must be there)."""
+    frame = read_parquet(require_artifact(artifacts_dir, name, split=split))
+    if ids is None:
+        return frame
+    ordered = frame.set_index("id").reindex(np.asarray(ids).astype(str))
+    missing = int(ordered["probability"].isna().sum())
+    if missing:
+        producer = artifact(name).produced_by
+        raise ValueError(f"{producer}'s {split} predictions ({name}) miss {missing} of the requested rows: "
+                         f"rerun {producer}")
+    return ordered.reset_index()
 
 
 def write_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path:

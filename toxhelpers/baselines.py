@@ -152,25 +152,15 @@ def _readable(name: str) -> str:
 
 def save_tfidf_predictions(artifacts_dir: Any, split: str, ids: Any, labels: Any, probabilities: Any,
                            threshold: float = 0.5) -> Any:
-    """Write TF-IDF + LR's probabilities for a split (columns id, label, probability, predicted, as
-    :func:`model.save_predictions`), so later lessons compare against the baseline without refitting it."""
-    from toxhelpers.artifacts import artifact_path, write_parquet
+    """Write TF-IDF + LR's probabilities for a split (the columns of :func:`model.save_predictions`),
+    so later lessons compare against the baseline without refitting it."""
+    from toxhelpers.artifacts import write_predictions
 
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    frame = pd.DataFrame({"id": np.asarray(ids).astype(str), "label": np.asarray(labels), "probability": probabilities,
-                          "predicted": (probabilities >= threshold).astype(int)})
-    return write_parquet(frame, artifact_path(artifacts_dir, "tfidf_predictions", split=split))
+    return write_predictions(artifacts_dir, "tfidf_predictions", split, ids, labels, probabilities, threshold)
 
 
 def load_tfidf_predictions(artifacts_dir: Any, split: str, ids: Any = None) -> pd.DataFrame:
     """TF-IDF + LR's predictions for a split as lesson 7 saved them; with ``ids``, in that order."""
-    from toxhelpers.artifacts import artifact, read_parquet, require_artifact
+    from toxhelpers.artifacts import read_predictions
 
-    frame = read_parquet(require_artifact(artifacts_dir, "tfidf_predictions", split=split))
-    if ids is None:
-        return frame
-    ordered = frame.set_index("id").reindex(np.asarray(ids).astype(str))
-    if ordered["probability"].isna().any():
-        raise ValueError(f"the TF-IDF {split} predictions miss {int(ordered['probability'].isna().sum())} of the "
-                         f"requested rows: rerun {artifact('tfidf_predictions').produced_by}")
-    return ordered.reset_index()
+    return read_predictions(artifacts_dir, "tfidf_predictions", split, ids)

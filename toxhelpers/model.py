@@ -314,29 +314,15 @@ def save_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any, lab
     """Write a split's probabilities (columns id, label, probability, predicted) so later lessons
     read them instead of running the model again: phase 1's (``stage="phase1"``, lesson 5) or the
     fine-tuned model's (``"finetuned"``, lesson 6)."""
-    import pandas as pd
+    from toxhelpers.artifacts import write_predictions
 
-    from toxhelpers.artifacts import artifact_path, write_parquet
-
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    frame = pd.DataFrame({"id": np.asarray(ids).astype(str), "label": np.asarray(labels), "probability": probabilities,
-                          "predicted": (probabilities >= threshold).astype(int)})
     name = f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions"
-    return write_parquet(frame, artifact_path(artifacts_dir, name, split=split))
+    return write_predictions(artifacts_dir, name, split, ids, labels, probabilities, threshold)
 
 
 def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = None, stage: str = "finetuned") -> Any:
     """A model's predictions for a split, as its lesson saved them (TensorFlow, the token ids of
     lesson 3); with ``ids``, the rows in that order (every id must be there)."""
-    from toxhelpers.artifacts import artifact, read_parquet, require_artifact
+    from toxhelpers.artifacts import read_predictions
 
-    name = f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions"
-    frame = read_parquet(require_artifact(artifacts_dir, name, split=split))
-    if ids is None:
-        return frame
-    ordered = frame.set_index("id").reindex(np.asarray(ids).astype(str))
-    if ordered["probability"].isna().any():
-        producer = artifact(name).produced_by
-        raise ValueError(f"{producer}'s {split} predictions miss {int(ordered['probability'].isna().sum())} "
-                         f"of the requested rows: rerun {producer}")
-    return ordered.reset_index()
+    return read_predictions(artifacts_dir, f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions", split, ids)

@@ -105,3 +105,14 @@ def test_no_module_or_benchmark_spells_a_notebook_file_name():
                  for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
                  if NOTEBOOK_FILE_NAME.search(line)]
     assert offenders == []
+
+
+def test_predictions_round_trip_in_the_order_asked_and_name_their_lesson(tmp_path):
+    """One writer and reader for every model's predictions (phase 1, fine-tuned, TF-IDF)."""
+    artifacts.write_predictions(tmp_path, "phase1_predictions", "validation", ["a", "b", "c"], [0, 1, 1],
+                                [0.2, 0.9, 0.4], threshold=0.5)
+    frame = artifacts.read_predictions(tmp_path, "phase1_predictions", "validation", ids=["c", "a"])
+    assert frame["id"].tolist() == ["c", "a"] and frame["predicted"].tolist() == [0, 0]
+    assert artifacts.read_predictions(tmp_path, "phase1_predictions", "validation")["id"].tolist() == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"05_training.ipynb's validation predictions \(phase1_predictions\) miss 1"):
+        artifacts.read_predictions(tmp_path, "phase1_predictions", "validation", ids=["a", "z"])

@@ -132,15 +132,21 @@ def _finish(requested: str, folder: Path, source: str, notice: str | None, annou
         )
     resolved = Checkpoint(requested, folder, source, weights, sha, _model_type(folder), notice)
     if announce:
-        if notice:
-            print(notice, file=sys.stderr)  # stderr: shown highlighted in Jupyter and in logs
-        print(f"Pretrained encoder: {resolved.describe()['model_id']} ({resolved.model_type}, "
-              f"{source}), weights {weights.name} sha256 {sha[:12]}...")
+        _announce(resolved)
     return resolved
 
 
+def _announce(resolved: Checkpoint, how: str = "") -> None:
+    """Say which weights a lesson uses, with the fallback notice when the bundled encoder stands in."""
+    if resolved.notice:
+        print(resolved.notice, file=sys.stderr)  # stderr: shown highlighted in Jupyter and in logs
+    print(f"Pretrained encoder{how}: {resolved.describe()['model_id']} ({resolved.model_type}, "
+          f"{resolved.source}), weights {resolved.weights_file.name} sha256 {resolved.weights_sha256[:12]}...")
+
+
 def checkpoint_from_record(record: dict[str, Any], announce: bool = True) -> Checkpoint:
-    """The checkpoint a :meth:`Checkpoint.describe` record names, with its weights hashed again."""
+    """The checkpoint a :meth:`Checkpoint.describe` record names, resolved and checked again (as
+    :func:`resolve_checkpoint` does) and held to the record's sha256."""
     from toxhelpers.artifacts import artifact
 
     lesson = artifact("tokenized_for").produced_by
@@ -148,16 +154,13 @@ def checkpoint_from_record(record: dict[str, Any], announce: bool = True) -> Che
     if not folder.is_dir():
         raise FileNotFoundError(f"the pretrained weights recorded by {lesson} ({record['model_id']}) were "
                                 f"in {folder}, which no longer exists; rerun {lesson}")
-    weights = find_weights(folder)
-    sha = sha256_file(weights)
-    if sha != record["weights_sha256"]:
-        raise ValueError(f"{weights} changed since {lesson} encoded the comments for it (sha256 "
-                         f"{record['weights_sha256'][:12]}... then, {sha[:12]}... now); rerun {lesson}")
-    resolved = Checkpoint(record["requested"], folder, record["source"], weights, sha, _model_type(folder),
-                          record.get("notice"))
+    resolved = _finish(record["requested"], folder, record["source"], record.get("notice"), announce=False)
+    if resolved.weights_sha256 != record["weights_sha256"]:
+        raise ValueError(f"{resolved.weights_file} changed since {lesson} encoded the comments for it (sha256 "
+                         f"{record['weights_sha256'][:12]}... then, {resolved.weights_sha256[:12]}... now); "
+                         f"rerun {lesson}")
     if announce:
-        print(f"Pretrained encoder, as tokenized for in lesson 3: {resolved.describe()['model_id']} "
-              f"({resolved.model_type}, {resolved.source}), weights {weights.name} sha256 {sha[:12]}...")
+        _announce(resolved, ", as tokenized for in lesson 3")
     return resolved
 
 

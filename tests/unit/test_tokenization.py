@@ -61,3 +61,28 @@ def test_training_set_names():
     assert tokenization.training_split("balanced") == "train_balanced"
     with pytest.raises(ValueError, match="training_set must be one of"):
         tokenization.training_split("augmented")
+
+
+def test_later_lessons_get_the_checkpoint_lesson_3_recorded_and_changed_weights_are_an_error(tmp_path, capsys):
+    """Decided once: lesson 3 records the weights; lessons 4-6 resolve exactly those again."""
+    import shutil
+
+    from toxhelpers import pretrained
+
+    folder = tmp_path / "encoder"
+    shutil.copytree(pretrained.bundled_encoder_dir(), folder)
+    recorded = pretrained.resolve_checkpoint(str(folder), announce=False)
+    tokenization.record_checkpoint(tmp_path / "artifacts", recorded)
+    again = tokenization.tokenized_checkpoint(tmp_path / "artifacts")
+    assert again == recorded
+    assert "as tokenized for in lesson 3" in capsys.readouterr().out
+    with open(recorded.weights_file, "r+b") as handle:  # one weight changed, the file still well-formed
+        handle.seek(-1, 2)
+        last = handle.read(1)
+        handle.seek(-1, 2)
+        handle.write(bytes([last[0] ^ 1]))
+    with pytest.raises(ValueError, match="changed since 03_tokenization.ipynb encoded the comments"):
+        tokenization.tokenized_checkpoint(tmp_path / "artifacts", announce=False)
+    shutil.rmtree(folder)
+    with pytest.raises(FileNotFoundError, match="which no longer exists; rerun 03_tokenization.ipynb"):
+        tokenization.tokenized_checkpoint(tmp_path / "artifacts", announce=False)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from toxhelpers.artifacts import artifact_path, atomic_path, require_artifact, sha256_file
+from toxhelpers.artifacts import artifact_path, require_artifact, sha256_file, write_text
 
 
 def weights_facts(artifacts_dir: str | os.PathLike, spec: Any) -> dict[str, Any]:
@@ -133,10 +133,7 @@ def render(weights: dict[str, Any], data: dict[str, dict[str, float]], spec: Any
 
 
 def write_model_card(artifacts_dir: str | os.PathLike, text: str) -> Path:
-    target = artifact_path(artifacts_dir, "model_card")
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return target
+    return write_text(text, artifact_path(artifacts_dir, "model_card"))
 
 
 def read_model_card(artifacts_dir: str | os.PathLike) -> str:

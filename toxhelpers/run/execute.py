@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from toxhelpers.artifacts import write_text
 from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress
 from toxhelpers.run.resume import Context
-from toxhelpers.run.run_folder import RunFolder, write_text
+from toxhelpers.run.run_folder import RunFolder
 
 KERNEL = "python3"
 # The kernel process writes its own log to our stderr; keep only its errors (ipykernel 7 warns

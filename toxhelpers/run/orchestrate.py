@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from toxhelpers.artifacts import write_text
 from toxhelpers.run import resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
@@ -26,7 +27,7 @@ from toxhelpers.run.peak_memory import PeakMemory
 from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
 from toxhelpers.run.resume import (Context, assess, changed_files, claim, clear_previous, snapshot, utc_now,
                                    write_manifest)
-from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked, write_text
+from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
 from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
 
 

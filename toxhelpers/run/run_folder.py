@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from toxhelpers.artifacts import atomic_path
 from toxhelpers.run.errors import UsageError
 
 
@@ -57,13 +56,6 @@ def locked(folder: Path) -> Iterator[None]:
             raise UsageError(f"another toxhelpers run is writing to {folder}; "
                              "wait for it or use another --out") from None
         yield
-
-
-def write_text(text: str, path: Path) -> Path:
-    """Write atomically (temp file + rename): a resume never trusts a half-written report file."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
 
 
 def check_out_folder(out: Path) -> Path:

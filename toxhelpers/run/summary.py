@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toxhelpers.artifacts import atomic_path, read_json, write_json
+from toxhelpers.artifacts import atomic_path, read_json, write_json, write_text
 from toxhelpers.run.execute import KERNEL, Failure
 from toxhelpers.run.progress import say
 from toxhelpers.run.resume import Context, utc_now
-from toxhelpers.run.run_folder import RunFolder, write_text
+from toxhelpers.run.run_folder import RunFolder
 
 SUMMARY_VERSIONS = ("python", "tensorflow", "transformers", "toxhelpers")
 ARTICLE = {"test accuracy": 0.9218, "test ROC-AUC": 0.969, "majority baseline (full Kaggle test)": 0.9048}
@@ -90,6 +90,12 @@ def merged_metrics(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     return metrics
 
 
+def copy_atomically(source: Path, target: Path) -> None:
+    """A report file copied whole or not at all (a resume never trusts a half-written one)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def copy_figures(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Copy the recorded PNGs to ``<out>/figures`` (dropping ones no current record lists)."""
     target_dir = ctx.folder.root / "figures"
@@ -97,8 +103,7 @@ def copy_figures(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> lis
     for name in names:
         source = ctx.folder.artifacts / "figures" / name
         if source.is_file():
-            with atomic_path(target_dir / name) as tmp:
-                shutil.copyfile(source, tmp)
+            copy_atomically(source, target_dir / name)
     if target_dir.is_dir():
         for stale in target_dir.glob("*.png"):
             if stale.name not in names:
@@ -112,15 +117,13 @@ MODEL_CARD = "model_card.md"
 def copy_model_card(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> str | None:
     """Put the model card lesson 10 wrote at the run folder's top (dropping a stale one when that
     lesson is not current): the card a reader of summary.md should open next."""
-    import shutil
-
     from toxhelpers.artifacts import ARTIFACTS, artifact_path
 
     target = ctx.folder.root / MODEL_CARD
     written = artifact_path(ctx.folder.artifacts, "model_card")
     producer = ARTIFACTS["model_card"].lesson
     if any(record.get("section") == producer for _, record in records) and written.is_file():
-        shutil.copyfile(written, target)
+        copy_atomically(written, target)
         return MODEL_CARD
     target.unlink(missing_ok=True)
     return None

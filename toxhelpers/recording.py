@@ -74,7 +74,7 @@ def declared_parameters(source: str, where: str = "the parameters cell") -> dict
     return declared
 
 
-def notebook_parameters(section: str, namespace: Mapping[str, Any],
+def parameter_values(section: str, namespace: Mapping[str, Any],
                         notebooks_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The values, in ``namespace``, of the parameters the lesson's notebook declares.
 
@@ -112,7 +112,7 @@ class Recorder:
         parameters: dict[str, Any] = {}
         if namespace is not None:
             try:
-                parameters = notebook_parameters(section, namespace)
+                parameters = parameter_values(section, namespace)
             except (ValueError, FileNotFoundError) as why:
                 print(f"NOTICE: this run's parameters are not recorded: {why}", file=sys.stderr)
         self.artifacts_dir = Path(artifacts_dir)

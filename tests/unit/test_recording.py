@@ -42,10 +42,10 @@ def test_declared_parameters_rejects_a_cell_that_is_not_python():
         recording.declared_parameters("max_train_rows = = 3", "01_data.ipynb's parameters cell")
 
 
-def test_notebook_parameters_takes_names_from_the_notebook_and_values_from_the_namespace(tmp_path):
+def test_parameter_values_takes_names_from_the_notebook_and_values_from_the_namespace(tmp_path):
     write_notebook(tmp_path, "data")
     namespace = {"max_train_rows": 5, "seed": 7, "label_rule": "any", "recorder": None, "np": object()}
-    assert recording.notebook_parameters("data", namespace, notebooks_dir=tmp_path) == {
+    assert recording.parameter_values("data", namespace, notebooks_dir=tmp_path) == {
         "max_train_rows": 5, "seed": 7, "label_rule": "any"}
 
 
@@ -53,13 +53,13 @@ def test_undefined_parameters_are_a_clear_error(tmp_path):
     write_notebook(tmp_path, "data")
     with pytest.raises(ValueError, match=r"01_data.ipynb declares \['seed', 'label_rule'\] .* not defined: "
                                          r"run the parameters cell before the setup cell"):
-        recording.notebook_parameters("data", {"max_train_rows": 5}, notebooks_dir=tmp_path)
+        recording.parameter_values("data", {"max_train_rows": 5}, notebooks_dir=tmp_path)
 
 
 def test_a_notebook_without_a_parameters_cell_is_a_clear_error(tmp_path):
     write_notebook(tmp_path, "training", parameters=None)
     with pytest.raises(ValueError, match=r"05_training.ipynb has no code cell tagged 'parameters'"):
-        recording.notebook_parameters("training", {}, notebooks_dir=tmp_path)
+        recording.parameter_values("training", {}, notebooks_dir=tmp_path)
 
 
 def test_recorder_records_exactly_the_notebooks_parameters(tmp_path, monkeypatch):

@@ -47,10 +47,10 @@ class EmbeddingScorer:
     """
 
     def __init__(self, classifier: tf_keras.Model):
-        from toxhelpers.model import ClsPooling, MaskedMeanPooling
+        from toxhelpers.model import ClsPooling, MaskedMeanPooling, encoder_of
 
         layers = classifier.layers
-        self.encoder = next(layer for layer in layers if hasattr(layer, "get_input_embeddings"))
+        self.encoder = encoder_of(classifier)
         self.pooling = next(layer for layer in layers if isinstance(layer, (ClsPooling, MaskedMeanPooling)))
         self.head = classifier.get_layer("head")
         self.word_embeddings = self.encoder.get_input_embeddings().weight

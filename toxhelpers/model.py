@@ -139,6 +139,12 @@ def build_classifier(encoder: Any, head: tf_keras.Model, pooling: str = "cls") -
     return tf_keras.Model(inputs=inputs, outputs=head(pooled), name="toxic_classifier")
 
 
+def encoder_of(classifier: tf_keras.Model) -> Any:
+    """The pretrained encoder inside a classifier from :func:`build_classifier` (or
+    :func:`load_classifier`): the layer to unfreeze, or whose input embeddings to read."""
+    return next(layer for layer in classifier.layers if hasattr(layer, "get_input_embeddings"))
+
+
 def build_feature_extractor(encoder: Any) -> tf_keras.Model:
     """One encoder pass giving both pooled vectors, [CLS] and masked mean (for cached features)."""
     inputs = model_inputs()

@@ -59,3 +59,8 @@ def test_malformed_spec_names_the_file(tmp_path, content, problem):
     path.write_text(content)
     with pytest.raises(ValueError, match=rf"{path}: .*{problem}"):
         model.ClassifierSpec.load(path)
+
+
+def test_encoder_of_finds_the_encoder_a_classifier_was_built_on(encoder):
+    classifier = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls")
+    assert model.encoder_of(classifier) is encoder

@@ -94,8 +94,9 @@ def training_split(training_set: str) -> str:
 
 def load_encoded(artifacts_dir: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
     """A split encoded by lesson 3: input_ids, attention_mask, label, id."""
-    if split == "train_balanced" and not artifact_path(artifacts_dir, "tokens", split=split).exists():
-        raise FileNotFoundError(f"{artifact_path(artifacts_dir, 'tokens', split=split)} does not exist: the "
+    path = artifact_path(artifacts_dir, "tokens", split=split)
+    if split == "train_balanced" and not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: the "
                                 f"balanced training set is made by {LESSONS['augmentation']} and then encoded "
                                 f"by {LESSONS['tokenization']}; run both with the same artifacts_dir.")
     return read_arrays(require_artifact(artifacts_dir, "tokens", split=split))

@@ -282,6 +282,30 @@ def identity_sentences(terms: Sequence[str], count: int, seed: int = 42,
     return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
+def mitigation_mix(train_frame: pd.DataFrame, terms: Sequence[str], replay_rows: int, sentences: int, seed: int,
+                   held_out: Sequence[str] = (), exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """One mitigation run's training rows (columns text, label, source, term): ``replay_rows``
+    seeded rows of the TRAINING split, replayed so the model does not forget the task, plus
+    ``sentences`` identity sentences from :func:`identity_sentences` with the train-side ``terms``.
+    Each seed draws both afresh, which is what makes runs with different seeds differ (lesson 9
+    averages them). Raises if a sentence mentions a ``held_out`` term, so the held-out terms stay
+    unseen, or is one of the ``exclude``d evaluation templates."""
+    from toxhelpers.data import TARGET_COLUMN, TEXT_COLUMN
+
+    written = identity_sentences(terms, sentences, seed, exclude=exclude)
+    # Matched as the metrics match them, among all terms: "african american" is its own term, not "american".
+    found = match_terms(written["text"].tolist(), list(terms) + list(held_out)).any() if len(held_out) else pd.Series(dtype=bool)
+    leaked = found[[term.lower().strip() for term in held_out]] if len(held_out) else found
+    if leaked.any():
+        raise ValueError(f"identity sentences mention held-out term(s) {sorted(leaked[leaked].index)}: "
+                         "the mitigation may use train-side terms only")
+    replay = sample_rows(train_frame, replay_rows, seed) if replay_rows else train_frame.iloc[:0]
+    replayed = pd.DataFrame({"text": replay[TEXT_COLUMN].to_numpy(), "label": replay[TARGET_COLUMN].to_numpy(),
+                             "source": "replayed training row", "term": None})
+    return pd.concat([replayed, written.assign(source="identity sentence")[["text", "label", "source", "term"]]],
+                     ignore_index=True)
+
+
 def save_scored_templates(artifacts_dir: str | os.PathLike, texts: Sequence[str], labels: Any, scores: Any,
                           membership: pd.DataFrame) -> Path:
     """The non-toxic templates that mention an identity, with the first term they mention and the

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,41 @@ MONITOR = "val_roc_auc"
 def seed_everything(seed: int) -> None:
     """Python, numpy and TensorFlow seeds in one call, for repeatable training."""
     tf_keras.utils.set_random_seed(int(seed))
+
+
+class WeightAverage:
+    """The element-wise mean of several runs' weights (``model.get_weights()`` lists) that started
+    from the same weights: a "model soup" (Wortsman et al. 2022). Short fine-tunings from one start
+    stay in one basin, so their average is a model too; it keeps what the runs agree on while the
+    seed-to-seed noise cancels (lesson 9 averages three mitigation runs). A running sum, so only one
+    extra copy of the weights is held however many runs are added."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self._sum: list[np.ndarray] = []
+
+    def add(self, weights: Sequence[np.ndarray]) -> None:
+        arrays = [np.asarray(array, dtype=np.float64) for array in weights]
+        if self.runs and [array.shape for array in arrays] != [total.shape for total in self._sum]:
+            raise ValueError(f"run {self.runs + 1}'s weights do not have run 1's shapes: average runs of one model only")
+        self._sum = arrays if not self.runs else [total + array for total, array in zip(self._sum, arrays)]
+        self.runs += 1
+
+    def mean(self, dtype: Any = np.float32) -> list[np.ndarray]:
+        if not self.runs:
+            raise ValueError("no runs added: WeightAverage needs the weights of at least one run")
+        return [(total / self.runs).astype(dtype) for total in self._sum]
+
+
+def restart_optimizer(classifier: tf_keras.Model) -> None:
+    """Zero the compiled optimizer's state (step count, Adam moments) so the next ``fit`` starts its
+    learning-rate schedule afresh, as a new ``compile`` would, but reuses the traced training step:
+    each recompile keeps another traced graph alive (lesson 9: about 0.4 GB per run)."""
+    from toxhelpers.tf_setup import tf
+
+    variables = classifier.optimizer.variables
+    for variable in variables() if callable(variables) else variables:  # a method in Keras's legacy optimizers
+        variable.assign(tf.zeros_like(variable))
 
 
 def extract_features(encoder: Any, encoded: dict[str, np.ndarray], batch_size: int = 64,

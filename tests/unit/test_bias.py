@@ -125,3 +125,18 @@ def test_identity_sentences_are_balanced_and_never_templates() -> None:
         bias.identity_sentences(["gay"], 2 * frames, exclude=["I am gay and I agree with the proposed merge."])
     with pytest.raises(ValueError, match=f"count must be between 2 and {2 * frames}"):
         bias.identity_sentences(["gay"], 2 * frames + 2)
+
+
+def test_mitigation_mix_replays_training_rows_and_keeps_held_out_terms_unseen() -> None:
+    train = pd.DataFrame({"comment_text": [f"comment {i}" for i in range(50)], "label": [i % 5 == 0 for i in range(50)]})
+    mix = bias.mitigation_mix(train, ["gay", "deaf"], replay_rows=10, sentences=20, seed=3, held_out=["queer"])
+    replayed, written = mix[mix["term"].isna()], mix[mix["term"].notna()]
+    assert len(replayed) == 10 and set(replayed["text"]) <= set(train["comment_text"])
+    assert len(written) == 20 and written["label"].sum() == 10 and set(written["source"]) == {"identity sentence"}
+    other = bias.mitigation_mix(train, ["gay", "deaf"], replay_rows=10, sentences=20, seed=4)
+    assert set(other["text"]) != set(mix["text"])  # each seed draws afresh: the runs differ
+    assert len(bias.mitigation_mix(train, ["gay"], replay_rows=0, sentences=4, seed=3)) == 4
+    with pytest.raises(ValueError, match=r"held-out term\(s\) \['gay'\]"):
+        bias.mitigation_mix(train, ["gay", "deaf"], replay_rows=10, sentences=20, seed=3, held_out=["gay"])
+    # matched as the metrics match: "african american" is one term and does not leak "american"
+    assert len(bias.mitigation_mix(train, ["african american"], 0, 4, seed=3, held_out=["american"])) == 4

@@ -44,6 +44,7 @@ def test_shipped_profiles_and_notebook_defaults_pass_the_parameter_checks() -> N
     ("new_comments=hello", "parameter new_comments=hello: expected a list of texts"),
     ("max_test_rows=all", "parameter max_test_rows=all: expected an integer >= 2 or null (None)"),
     ("seed=-1", "parameter seed=-1: expected an integer in [0, 4294967295]"),
+    ("mitigation_seeds=[]", "parameter mitigation_seeds=[]: expected a list of integers in [0, 4294967295] (at least one item)"),
 ])
 def test_bad_values_stop_the_run_before_it_starts(tmp_path: Path, capsys, override: str, expected: str) -> None:
     argv = ["--profile", "smoke", "-p", override, "--out", str(tmp_path / "report"), "--dry-run"]

@@ -14,6 +14,48 @@ def rates(schedule, steps: int) -> np.ndarray:
     return np.array([float(schedule(step)) for step in range(steps)])
 
 
+def test_weight_average_is_the_element_wise_mean_of_the_runs():
+    runs = [[np.array([1.0, 2.0], np.float32), np.array([[0.0]], np.float32)],
+            [np.array([3.0, 6.0], np.float32), np.array([[1.0]], np.float32)],
+            [np.array([5.0, 1.0], np.float32), np.array([[2.0]], np.float32)]]
+    soup = training.WeightAverage()
+    with pytest.raises(ValueError, match="at least one run"):
+        soup.mean()
+    soup.add(runs[0])
+    assert soup.mean()[0].tolist() == [1.0, 2.0]
+    for weights in runs[1:]:
+        soup.add(weights)
+    mean = soup.mean()
+    assert soup.runs == 3 and np.allclose(mean[0], [3.0, 3.0]) and np.allclose(mean[1], [[1.0]])
+    assert mean[0].dtype == np.float32
+    with pytest.raises(ValueError, match="run 4's weights do not have run 1's shapes"):
+        soup.add([np.zeros(3), np.zeros((1, 1))])
+
+
+def test_restart_optimizer_makes_the_next_fit_repeat_a_fresh_compile():
+    from toxhelpers.tf_setup import tf_keras
+
+    x, y = np.random.default_rng(0).random((16, 3)), np.random.default_rng(1).random((16, 1))
+
+    def fresh_model():
+        tf_keras.utils.set_random_seed(0)
+        net = tf_keras.Sequential([tf_keras.layers.Dense(1, input_shape=(3,))])
+        net.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=training.learning_rate_schedule(0.1, 4, "linear", 0.25)), loss="mse")
+        return net
+
+    fresh = fresh_model()
+    start = fresh.get_weights()
+    fresh.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    reused = fresh_model()
+    reused.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)  # a first run moves the optimizer on
+    reused.set_weights(start)
+    training.restart_optimizer(reused)
+    assert int(reused.optimizer.iterations) == 0
+    reused.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    for got, want in zip(reused.get_weights(), fresh.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7)
+
+
 def test_linear_warmup_decay_by_hand():
     """peak 1.0, 10 steps, 2 of warm-up: 0.5, 1.0, then 8/8 ... 1/8 down to the last step."""
     schedule = training.LinearWarmupDecay(1.0, total_steps=10, warmup_steps=2)

@@ -71,6 +71,7 @@ class Rule:
     choices: tuple[str, ...] = ()
     optional: bool = False  # None is accepted too (e.g. "no limit")
     kind: Kind | None = None  # the type, when the notebooks' default (None) does not say it
+    non_empty: bool = False  # a list value needs at least one item
 
     def describe_range(self) -> str:
         if self.low is not None and self.high is not None:
@@ -172,7 +173,8 @@ def parameter_rules() -> dict[str, Rule]:
         "held_out_fraction": SHARE,
         "plain_sentences": Rule(kind=Kind((list,), TEXT)),
         "replay_rows": AT_LEAST_ZERO,
-        "mitigation_sizes": Rule(low=2),  # identity sentences, half of them toxic
+        "mitigation_sentences": Rule(low=2),  # identity sentences per run, half of them toxic
+        "mitigation_seeds": Rule(kind=Kind((list,), INTEGER), low=0, high=2**32 - 1, non_empty=True),  # one run per seed, weights averaged
         "mitigation_learning_rate": POSITIVE,
         "max_validation_auc_cost": Rule(low=0, high=1),
         # 10_confidence
@@ -280,6 +282,8 @@ def expected(kind: Kind | None, rule: Rule) -> str:
     types = tuple(type_ for type_ in kind.types if not (rule.choices and type_ is str)) if kind else ()
     if types:
         words.append(f"{Kind(types, kind.item).describe()} {rule.describe_range()}".strip())
+    if rule.non_empty and words:
+        words[-1] += " (at least one item)"
     if rule.optional:
         words.append("null (None)")
     return " or ".join(words) or "any value"
@@ -304,6 +308,8 @@ def check_value(key: str, value: Any, kind: Kind | None, rule: Rule, typed: str 
         checked = coerce(value, kind, typed)
     except _Mismatch:
         raise failure from None
+    if rule.non_empty and checked == []:
+        raise failure
     for leaf in _leaves(checked):
         if isinstance(leaf, str) and rule.choices and leaf not in rule.choices:
             raise failure

@@ -13,10 +13,10 @@ every replica applies the same update, so the copies never drift apart. Three st
 **Global batch and learning rate.** ``batch_size`` stays the *per-replica* batch, so a replica's
 memory need is unchanged; one optimiser step then sees ``batch_size x replicas`` rows (the global
 batch, :func:`global_batch_size`) and an epoch has ``replicas`` times fewer steps. The rule stated
-here (and in lesson 6 and the README): keep the peak learning rate for up to a few replicas (Adam
-with warm-up tolerates a 2-4x larger batch at the same rate); beyond that, scale the peak rate
-linearly with the global batch (Goyal et al., 2017) and keep the warm-up, which is what makes
-the larger rate safe. A test compares N replicas with one process at the *same global batch*:
+here (and in lesson 6 and the README): ``learning_rate`` is the peak for the *global* batch; going
+from 1 to N replicas, multiply it by N (the linear scaling rule, Goyal et al., 2017) and keep the
+warm-up, which is what makes the larger rate safe; then check on validation. Nothing here scales it
+silently: the tests compare N replicas with one process at the *same global batch and rate*, and
 that is the comparison that must agree.
 
 **Sharding policy.** The token arrays are in memory, so no files need splitting between workers.

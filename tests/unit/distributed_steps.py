@@ -5,7 +5,8 @@ Run as a script (one process per worker; test_distribute.py starts them):
     python distributed_steps.py --strategy multi_worker --batch-size 4 --artifacts DIR --result FILE.npz
 
 It builds the classifier, optimiser and metrics in the strategy's scope, distributes lesson 6's
-bucketed batches with :func:`distribute.distribute_dataset`, trains one epoch and writes the final
+bucketed batches with :func:`distribute.distribute_dataset`, trains one epoch with lesson 6's
+callbacks (validation scores, early stopping, the step log) and writes the final
 weights and validation probabilities to ``--result``, and saves the classifier through
 :func:`distribute.worker_artifacts_dir` (the chief into ``--artifacts``, others into a scratch
 folder, whose path goes into ``--result`` so the test can check it is gone).
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
 
+    import numpy as np
+
     from toxhelpers.tf_setup import tf
 
     if args.logical_cpus:  # before TensorFlow starts its runtime
@@ -85,13 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         model.compile_model(classifier, learning_rate=rate)
     data = distribute.distribute_dataset(strategy, lambda: batches.training_dataset(
         encoded, labels, global_batch, "bucketed", SEED))
-    classifier.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    validation = training.ValidationScores(encoded, labels)  # lesson 6's callbacks, run by every worker
+    classifier.fit(data, epochs=1, steps_per_epoch=steps, verbose=0,
+                   callbacks=[validation, training.early_stopping(1), training.StepLog()])
 
     probabilities = batches.predict(classifier, encoded)[:, 0]
-    with distribute.worker_artifacts_dir(args.artifacts) as folder:
+    assert np.array_equal(probabilities, validation.probabilities[1]), "scored after the epoch: the same weights"
+
+    with distribute.worker_artifacts_dir(args.artifacts) as folder:  # the chief's is the real one
         model.save_classifier(folder / "model", encoder, head, tokenizer, model.ClassifierSpec(head_sizes=[32]))
         written = str(folder)
-    import numpy as np
 
     weights = np.concatenate([np.ravel(weight) for weight in classifier.get_weights()])
     np.savez(args.result, weights=weights, probabilities=probabilities,

@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -94,26 +93,17 @@ def gradient_all_reduce(strategy, shapes) -> Any:
     return all_reduce
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("localhost", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def launch(args: argparse.Namespace, strategy: str, batch_size: int, workers: int) -> list[dict]:
     """Start ``workers`` processes of :func:`child` and collect their RESULT lines."""
-    ports = free_ports(workers)
+    from toxhelpers import distribute
+
+    configs = distribute.local_tf_configs(workers)
     processes = []
     for index in range(workers):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
         env.pop("TF_CONFIG", None)
         if workers > 1:
-            env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{port}" for port in ports]},
-                                           "task": {"type": "worker", "index": index}})
+            env["TF_CONFIG"] = configs[index]
         command = [sys.executable, __file__, "--child", strategy, "--batch-size", str(batch_size),
                    "--warmup-steps", str(args.warmup_steps), "--timed-steps", str(args.timed_steps),
                    "--reduce-repeats", str(args.reduce_repeats)]

@@ -135,6 +135,26 @@ def cluster_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return config
 
 
+def local_tf_configs(workers: int) -> list[str]:
+    """``TF_CONFIG`` values for ``workers`` processes on this machine, one each, on free localhost
+    ports (what the tests and ``benchmarks/distribute.py`` start; a port could in principle be
+    taken between this call and the workers binding it)."""
+    import socket
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for sock in sockets:
+            sock.bind(("localhost", 0))
+        addresses = [f"localhost:{sock.getsockname()[1]}" for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    return [json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+            for index in range(workers)]
+
+
 def is_chief(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process writes the artifacts: the only process without ``TF_CONFIG``, the
     task of type ``"chief"``, or, in a cluster without one, worker 0 (TensorFlow's convention)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +120,16 @@ def test_other_workers_write_to_a_scratch_folder_that_is_removed(tmp_path):
     assert not folder.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_local_tf_configs_name_one_cluster_of_free_ports():
+    configs = [json.loads(text) for text in distribute.local_tf_configs(2)]
+    assert configs[0]["cluster"] == configs[1]["cluster"] and [c["task"]["index"] for c in configs] == [0, 1]
+    addresses = configs[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 2 and all(address.startswith("localhost:") for address in addresses)
+    assert [distribute.is_chief({"TF_CONFIG": json.dumps(config)}) for config in configs] == [True, False]
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        distribute.local_tf_configs(0)
+
+
 def test_remove_scratch_never_removes_the_artifacts(tmp_path):
     distribute.remove_scratch(tmp_path, tmp_path)
     assert tmp_path.is_dir()
@@ -184,16 +193,6 @@ def test_float16_cannot_hold_a_confident_probability():
 # ------------------------------------------------------------------------------ agreement
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("localhost", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def run_steps(tmp: Path, name: str, *args: str, environ: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CUDA_VISIBLE_DEVICES": "", **(environ or {})}
     env.pop("TF_CONFIG", None) if not environ or "TF_CONFIG" not in environ else None
@@ -224,11 +223,10 @@ def agreement(result: dict, reference: dict) -> dict[str, float]:
 
 
 def test_two_workers_with_batch_4_train_like_one_process_with_batch_8(one_process, tmp_path):
-    ports = free_ports(2)
     artifacts = tmp_path / "artifacts"
     workers = [(f"worker{index}", run_steps(tmp_path, f"worker{index}", "--strategy", "multi_worker", "--batch-size", "4",
-                                            "--artifacts", str(artifacts), environ=tf_config(ports, index)))
-               for index in range(2)]
+                                            "--artifacts", str(artifacts), environ={"TF_CONFIG": config}))
+               for index, config in enumerate(distribute.local_tf_configs(2))]
     results = finish(tmp_path, *workers)
 
     for name, result in results.items():

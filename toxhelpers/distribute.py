@@ -223,9 +223,12 @@ def distribute_dataset(strategy: Any, make_batches: Callable[[], Any]) -> Any:
     element per local replica, in replica order, as ``distribute_datasets_from_function`` hands
     them out. The batches repeat without end (each pass reshuffled, as Keras' fresh iterator per
     epoch does in one process), so ``fit`` needs ``steps_per_epoch``: a distributed dataset has no
-    length Keras can read. Caveat: Keras averages each replica's mean loss, so when a global batch does not
-    divide evenly (a bucket's last, partial batch), the rows of a smaller slice weigh a little
-    more than in the one-process mean. Full batches (the vast majority) are exactly equivalent.
+    length Keras can read.
+
+    Caveat: Keras averages the replicas' mean losses, so when a global batch does not divide
+    evenly (a bucket's last, partial batch) the rows of a smaller slice weigh a little more than
+    in the one-process mean; a one-row batch leaves a replica an empty slice (loss 0), halving
+    that step. Full batches, the vast majority, are exactly equivalent.
     """
     from toxhelpers.tf_setup import tf
 

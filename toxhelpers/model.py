@@ -120,7 +120,9 @@ def build_head(hidden_size: int, sizes: list[int] | tuple[int, ...] = (256, 32),
         layers += [tf_keras.layers.Dense(size, activation="relu", name=f"dense_{size}",
                                          kernel_initializer=initializer(seed=seed + index)),
                    tf_keras.layers.Dropout(dropout, seed=seed + index, name=f"dropout_{index + 1}")]
-    layers.append(tf_keras.layers.Dense(1, activation="sigmoid", name="toxic_probability",
+    # float32 under any mixed-precision policy (distribute.set_precision): in float16 a probability
+    # of 1 - 1e-4 rounds to 1.0, and the loss's log(1 - p) of a confident mistake blows up.
+    layers.append(tf_keras.layers.Dense(1, activation="sigmoid", name="toxic_probability", dtype="float32",
                                         kernel_initializer=initializer(seed=seed + len(sizes))))
     return tf_keras.Sequential(layers, name="head")
 
@@ -179,9 +181,17 @@ def classification_metrics() -> list[tf_keras.metrics.Metric]:
 
 def compile_model(model: tf_keras.Model, learning_rate: float, gamma: float = 2.0, alpha: float = 0.2) -> tf_keras.Model:
     """Adam at ``learning_rate`` (keyword ``learning_rate=``: old ``lr=`` is silently ignored),
-    binary focal loss, and the classification metrics."""
-    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss=BinaryFocalLoss(gamma=gamma, alpha=alpha), metrics=classification_metrics())
+    binary focal loss, and the classification metrics.
+
+    Under the ``mixed_float16`` policy (:func:`distribute.set_precision`) Adam is wrapped in a
+    ``LossScaleOptimizer``: float16 gradients below ~6e-8 flush to zero, so the loss is scaled up
+    before the backward pass and the gradients scaled back down (Keras would wrap it silently;
+    here it is said). Under a distribution strategy, call this inside ``strategy.scope()``.
+    """
+    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate)
+    if tf_keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = tf_keras.mixed_precision.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=BinaryFocalLoss(gamma=gamma, alpha=alpha), metrics=classification_metrics())
     return model
 
 

@@ -165,7 +165,8 @@ class StepLog(tf_keras.callbacks.Callback):
         step = int(optimizer.iterations.numpy())
         rate = optimizer.learning_rate
         rate = rate(step - 1) if callable(rate) else rate
-        self.rows.append({"step": step, "learning_rate": float(np.asarray(rate)),
+        # get_value, not np.asarray: under a tf.distribute strategy the rate is a mirrored variable
+        self.rows.append({"step": step, "learning_rate": float(tf_keras.backend.get_value(rate)),
                           "loss": float((logs or {}).get("loss", np.nan))})
 
     def frame(self) -> pd.DataFrame:

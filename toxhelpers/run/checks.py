@@ -109,7 +109,7 @@ CHECKPOINT_KEY = "checkpoint"
 def parameter_rules() -> dict[str, Rule]:
     """The one table of parameter ranges and choices (built on first use: the choices come from
     the modules that define them, which import pandas)."""
-    from toxhelpers import batches, data, tokenization
+    from toxhelpers import batches, data, distribute, tokenization
 
     return {
         # 01_data
@@ -153,6 +153,8 @@ def parameter_rules() -> dict[str, Rule]:
         "warmup_fraction": Rule(low=0, high=1, high_open=True),
         "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2),  # and >= max_length, checked in lesson 6
         "compare_padding_batches": AT_LEAST_ZERO,
+        "strategy": Rule(choices=distribute.STRATEGIES),
+        "precision": Rule(choices=distribute.PRECISIONS),
         # 07_evaluation
         "tfidf_C_grid": POSITIVE,
         "target_recall": Rule(low=0, high=1, low_open=True),

@@ -1,0 +1,251 @@
+"""distribute: strategies, global batch, chief detection, scratch folders, sharding and precision.
+
+The agreement tests train the real bundled encoder for six steps in separate processes
+(``distributed_steps.py``): a multi-worker strategy needs a process per worker, and logical CPU
+devices must be configured before TensorFlow starts. Tolerance 1e-5: the runs see exactly the same
+rows per step (dropout 0, one seed, every global batch full), so they differ only by the order in
+which float32 sums are taken (a gradient summed over 8 rows vs two all-reduced sums of 4); measured
+differences are ~1e-7, and one shuffled batch or a mis-scaled loss moves them by 1e-4 or more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toxhelpers import distribute
+
+STEPS_SCRIPT = Path(__file__).with_name("distributed_steps.py")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AGREEMENT = 1e-5
+
+
+def tf_config(ports: list[int], index: int, task_type: str = "worker", chief: int | None = None) -> dict[str, str]:
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    if chief is not None:
+        cluster["chief"] = [f"localhost:{chief}"]
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})}
+
+
+# ------------------------------------------------------------------------------ small helpers
+
+
+def test_unknown_strategy_names_the_known_ones():
+    with pytest.raises(ValueError, match=r"strategy must be one of \('default', 'mirrored', 'multi_worker'\), got 'tpu'"):
+        distribute.make_strategy("tpu")
+
+
+def test_devices_only_for_the_mirrored_strategy():
+    with pytest.raises(ValueError, match="devices can only be listed for strategy 'mirrored'"):
+        distribute.make_strategy("default", devices=["/cpu:0"])
+
+
+def test_default_strategy_is_tensorflows_own():
+    from toxhelpers.tf_setup import tf
+
+    strategy = distribute.make_strategy("default")
+    assert strategy is tf.distribute.get_strategy()
+    assert distribute.is_default(strategy) and distribute.replicas(strategy) == 1
+
+
+def test_global_batch_is_per_replica_times_replicas():
+    assert distribute.global_batch_size(32, 1) == 32
+    assert distribute.global_batch_size(16, 4) == 64
+    assert distribute.global_batch_size(8, distribute.make_strategy("default")) == 8
+
+
+@pytest.mark.parametrize("per_replica", [0, -4, 2.5, True])
+def test_global_batch_rejects_bad_batch_sizes(per_replica):
+    with pytest.raises(ValueError, match="per-replica batch size must be an integer >= 1"):
+        distribute.global_batch_size(per_replica, 2)
+
+
+def test_without_tf_config_the_process_is_the_chief():
+    assert distribute.cluster_config({}) == {}
+    assert distribute.is_chief({"TF_CONFIG": "  "})
+
+
+@pytest.mark.parametrize("environ, chief", [
+    (tf_config([1, 2], 0), True),  # no "chief" task: worker 0 is the chief
+    (tf_config([1, 2], 1), False),
+    (tf_config([1, 2], 0, chief=3), False),  # a dedicated chief exists
+    (tf_config([1, 2], 0, "chief", chief=3), True),
+])
+def test_chief_from_tf_config(environ, chief):
+    assert distribute.is_chief(environ) is chief
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"cluster": {"worker": ["a:1"]}, "task": ', "TF_CONFIG is not valid JSON"),
+    ('["a:1"]', "TF_CONFIG needs a 'cluster' and a 'task' object"),
+    ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG needs a 'cluster' and a 'task' object"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "is not in its cluster"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "is not in its cluster"),
+])
+def test_bad_tf_config_says_what_is_expected(text, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        distribute.is_chief({"TF_CONFIG": text})
+    assert '"task": {"type": "worker", "index": 0}' in str(raised.value)
+
+
+def test_bad_tf_config_fails_before_tensorflow_does(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.make_strategy("multi_worker")
+
+
+def test_precision_names_are_checked():
+    with pytest.raises(ValueError, match=r"precision must be one of \('float32', 'mixed_float16', 'mixed_bfloat16'\), got 'float16'"):
+        distribute.set_precision("float16")
+
+
+def test_chief_writes_into_the_artifacts_folder(tmp_path):
+    with distribute.worker_artifacts_dir(tmp_path, {}) as folder:
+        (folder / "kept.txt").write_text("x")
+    assert folder == tmp_path and (tmp_path / "kept.txt").is_file()
+
+
+def test_other_workers_write_to_a_scratch_folder_that_is_removed(tmp_path):
+    with pytest.raises(RuntimeError):
+        with distribute.worker_artifacts_dir(tmp_path, tf_config([1, 2], 1)) as folder:
+            (folder / "model").mkdir()
+            assert folder != tmp_path and folder.name.startswith(distribute.SCRATCH_PREFIX)
+            raise RuntimeError("a failing worker cleans up too")
+    assert not folder.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_local_tf_configs_name_one_cluster_of_free_ports():
+    configs = [json.loads(text) for text in distribute.local_tf_configs(2)]
+    assert configs[0]["cluster"] == configs[1]["cluster"] and [c["task"]["index"] for c in configs] == [0, 1]
+    addresses = configs[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 2 and all(address.startswith("localhost:") for address in addresses)
+    assert [distribute.is_chief({"TF_CONFIG": json.dumps(config)}) for config in configs] == [True, False]
+    with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+        distribute.local_tf_configs(0)
+
+
+def test_remove_scratch_never_removes_the_artifacts(tmp_path):
+    distribute.remove_scratch(tmp_path, tmp_path)
+    assert tmp_path.is_dir()
+    scratch = distribute.output_dir(tmp_path, tf_config([1, 2], 1))
+    distribute.remove_scratch(scratch, tmp_path)
+    assert not scratch.exists()
+
+
+def test_replica_slices_are_contiguous_and_cover_the_batch():
+    from toxhelpers.tf_setup import tf
+
+    rows = tf.range(5)
+    features = {"input_ids": tf.stack([rows, rows], axis=1)}
+    slices = [distribute.replica_slice(features, rows, replica, 2) for replica in range(2)]
+    assert [labels.numpy().tolist() for _, labels in slices] == [[0, 1], [2, 3, 4]]
+    assert slices[1][0]["input_ids"].numpy()[:, 0].tolist() == [2, 3, 4]
+
+
+# ------------------------------------------------------------------------------ precision
+
+
+@pytest.fixture
+def float32_afterwards():
+    yield
+    distribute.set_precision("float32")
+
+
+@pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+def test_mixed_precision_trains_and_gives_float32_probabilities(precision, compute, bundled_checkpoint, encoded,
+                                                                comment_labels, float32_afterwards):
+    from toxhelpers import batches, model, pretrained
+
+    distribute.set_precision(precision)
+    encoder = pretrained.load_encoder(bundled_checkpoint)
+    head = model.build_head(encoder.config.hidden_size, [16])
+    classifier = model.compile_model(model.build_classifier(encoder, head, "mean"), learning_rate=1e-4)
+    before = [weight.numpy().copy() for weight in head.trainable_weights]
+    classifier.fit(batches.training_dataset(encoded, comment_labels, 8, "bucketed").take(1), epochs=1, verbose=0)
+    probabilities = batches.predict(classifier, encoded)
+
+    assert encoder.layers[0].compute_dtype == compute  # the encoder really runs in 16 bits
+    assert head.layers[-1].compute_dtype == "float32" and all(w.dtype == "float32" for w in classifier.weights)
+    assert (precision == "mixed_float16") == isinstance(classifier.optimizer, _loss_scale_optimizer())
+    assert probabilities.dtype == np.float32 and np.all((probabilities >= 0) & (probabilities <= 1))
+    assert any(np.abs(weight.numpy() - old).max() > 0 for weight, old in zip(head.trainable_weights, before))
+
+
+def _loss_scale_optimizer() -> type:
+    from toxhelpers.tf_setup import tf_keras
+
+    return tf_keras.mixed_precision.LossScaleOptimizer
+
+
+def test_float16_cannot_hold_a_confident_probability():
+    """Why the output layer and the loss stay in float32 (lesson 6 shows the same numbers)."""
+    assert np.float16(1 - 1e-4) == 1.0 and np.float32(1 - 1e-4) < 1.0
+    with np.errstate(divide="ignore"):
+        assert np.isinf(np.log(np.float16(1) - np.float16(1 - 1e-4)))
+
+
+# ------------------------------------------------------------------------------ agreement
+
+
+def run_steps(tmp: Path, name: str, *args: str, environ: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CUDA_VISIBLE_DEVICES": "", **(environ or {})}
+    env.pop("TF_CONFIG", None) if not environ or "TF_CONFIG" not in environ else None
+    log = open(tmp / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, str(STEPS_SCRIPT), "--result", str(tmp / f"{name}.npz"), *args],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def finish(tmp: Path, *named: tuple[str, subprocess.Popen], timeout: float = 600) -> dict[str, dict]:
+    results = {}
+    for name, process in named:
+        assert process.wait(timeout=timeout) == 0, (tmp / f"{name}.log").read_text()[-3000:]
+        with np.load(tmp / f"{name}.npz") as saved:
+            results[name] = {key: saved[key] for key in saved.files}
+    return results
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> dict:
+    """The reference: one process, no strategy, batch 8."""
+    tmp = tmp_path_factory.mktemp("one_process")
+    return finish(tmp, ("single", run_steps(tmp, "single", "--batch-size", "8", "--artifacts", str(tmp / "artifacts"))))["single"]
+
+
+def agreement(result: dict, reference: dict) -> dict[str, float]:
+    return {"weights": float(np.abs(result["weights"] - reference["weights"]).max()),
+            "probabilities": float(np.abs(result["probabilities"] - reference["probabilities"]).max())}
+
+
+def test_two_workers_with_batch_4_train_like_one_process_with_batch_8(one_process, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    workers = [(f"worker{index}", run_steps(tmp_path, f"worker{index}", "--strategy", "multi_worker", "--batch-size", "4",
+                                            "--artifacts", str(artifacts), environ={"TF_CONFIG": config}))
+               for index, config in enumerate(distribute.local_tf_configs(2))]
+    results = finish(tmp_path, *workers)
+
+    for name, result in results.items():
+        assert int(result["replicas"]) == 2 and int(result["iterations"]) == int(one_process["iterations"]) == 6
+        difference = agreement(result, one_process)
+        print(name, difference)
+        assert max(difference.values()) < AGREEMENT, difference
+    chief, other = results["worker0"], results["worker1"]
+    assert bool(chief["chief"]) and str(chief["written"]) == str(artifacts)
+    assert (artifacts / "model" / "spec.json").is_file()  # only the chief's save is in the artifacts
+    assert not bool(other["chief"]) and str(other["written"]) != str(artifacts)
+    assert not Path(str(other["written"])).exists()  # the worker's scratch folder is gone
+
+
+def test_mirrored_on_two_logical_cpus_trains_like_one_device(one_process, tmp_path):
+    results = finish(tmp_path, ("mirrored", run_steps(tmp_path, "mirrored", "--strategy", "mirrored", "--logical-cpus", "2",
+                                                      "--batch-size", "4", "--artifacts", str(tmp_path / "artifacts"))))
+    result = results["mirrored"]
+    assert int(result["replicas"]) == 2 and int(result["iterations"]) == 6
+    difference = agreement(result, one_process)
+    print("mirrored", difference)
+    assert max(difference.values()) < AGREEMENT, difference

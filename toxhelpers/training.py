@@ -41,10 +41,14 @@ class WeightAverage:
         self._sum: list[np.ndarray] = []
 
     def add(self, weights: Sequence[np.ndarray]) -> None:
-        arrays = [np.asarray(array, dtype=np.float64) for array in weights]
+        arrays = [np.array(array, dtype=np.float32) for array in weights]  # a copy: the sum is updated in place
         if self.runs and [array.shape for array in arrays] != [total.shape for total in self._sum]:
             raise ValueError(f"run {self.runs + 1}'s weights do not have run 1's shapes: average runs of one model only")
-        self._sum = arrays if not self.runs else [total + array for total, array in zip(self._sum, arrays)]
+        if self.runs:
+            for total, array in zip(self._sum, arrays):
+                total += array
+        else:
+            self._sum = arrays
         self.runs += 1
 
     def mean(self, dtype: Any = np.float32) -> list[np.ndarray]:

@@ -23,9 +23,9 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from benchmark_records import save_record
+
 DEFAULTS = {"seeds": [42], "sentences": 800, "replay": 800, "learning_rate": 8e-5, "epochs": 1}
 
 
@@ -124,10 +124,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     record = {"when": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
               "platform": platform.platform(), "artifacts": args.artifacts, "variants": rows}
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.date.today().isoformat()
-    (RESULTS_DIR / f"bias_mitigation_{stamp}.json").write_text(json.dumps(record, indent=1))
-    (RESULTS_DIR / f"bias_mitigation_{stamp}.md").write_text(markdown(record))
+    save_record("bias_mitigation", record, markdown(record))
     print(markdown(record))
 
 

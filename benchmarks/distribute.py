@@ -27,10 +27,10 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from benchmark_records import save_record
+
 MAX_LENGTH = 64
 
 
@@ -158,10 +158,7 @@ def main() -> None:
              f"Speed-up {summary['speedup']:.2f}x (step time difference {summary['step_seconds_difference']:+.2f} s); "
              f"an all-reduce of the gradients alone ({two[0]['gradient_mb']:.0f} MB, float32) takes "
              f"{summary['all_reduce_seconds']:.2f} s."]
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.date.today().isoformat()
-    (RESULTS_DIR / f"distribute_{stamp}.json").write_text(json.dumps(record, indent=1))
-    (RESULTS_DIR / f"distribute_{stamp}.md").write_text("\n".join(lines) + "\n")
+    save_record("distribute", record, lines)
     print("\n".join(lines))
 
 

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark_records import save_record
+
 import numpy as np
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
@@ -35,7 +37,6 @@ from toxhelpers import batches, data, evaluation, model, pretrained, tokenizatio
 from toxhelpers.losses import BinaryFocalLoss
 from toxhelpers.tf_setup import tf, tf_keras
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # name -> recipe. "constant-*" is the article's (and lesson 6's old) recipe: Adam at 2e-5 throughout.
 RECIPES = {
@@ -195,8 +196,6 @@ def main() -> None:
     record = {"started": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": args.artifacts,
               "machine": f"{os.cpu_count()} CPUs, {platform.platform()}", "batch_size": args.batch_size,
               "seed": args.seed, "results": []}
-    stamp = dt.date.today().isoformat() + (f"_{args.tag}" if args.tag else "")
-    RESULTS_DIR.mkdir(exist_ok=True)
     for name in names:
         print(f"== {name}", flush=True)
         done = subprocess.run([sys.executable, __file__, "--artifacts", args.artifacts, "--child", name,
@@ -208,8 +207,8 @@ def main() -> None:
             raise SystemExit(f"recipe {name} failed")
         record["results"].append(json.loads(found[-1][len("RESULT "):]))
         print(json.dumps(record["results"][-1], indent=1), flush=True)
-        (RESULTS_DIR / f"finetune_recipes_{stamp}.json").write_text(json.dumps(record, indent=1))
-        (RESULTS_DIR / f"finetune_recipes_{stamp}.md").write_text(markdown(record))
+        save_record("finetune_recipes", record, markdown(record),  # after each recipe: a stopped run keeps the rest
+                    date=dt.date.today().isoformat() + (f"_{args.tag}" if args.tag else ""))
 
 
 if __name__ == "__main__":

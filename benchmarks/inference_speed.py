@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import resource
@@ -29,10 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmark_records import save_record
+
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
 from toxhelpers import batches, data, model, recording, serving, tokenization
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def measure(artifacts: Path, batch_sizes: list[int], length: int, repeats: int, threads: int = 0,
@@ -116,14 +116,10 @@ def machine() -> dict:
 
 def write_record(record: dict, stem_name: str, body: list[str], title: str) -> Path:
     """``<stem>.json`` with everything, ``<stem>.md`` with the readable tables."""
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stem = RESULTS_DIR / f"{stem_name}_{record['date'][:10]}"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     header = [f"# {title}, {record['date']}", "",
               f"{record['machine']['cpus']} CPUs, {record['machine']['platform']}; artifacts {record['artifacts']}", ""]
     footer = ["", f"Peak memory (max RSS): {record['peak_rss_mb']:.0f} MB"]
-    stem.with_suffix(".md").write_text("\n".join(header + body + footer) + "\n")
-    return stem
+    return save_record(stem_name, record, header + body + footer, date=record["date"][:10])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from benchmark_records import save_record
+
 ROUTES = ("tf2onnx", "lean")
 
 
@@ -104,10 +105,7 @@ def main() -> None:
         lines.append(f"| {route} | {values['seconds']:.1f} | {values['peak_mb']:.0f} ({values['loaded_mb']:.0f}) | "
                      f"{values['size_mb']:.1f} | {values['max_abs_difference_vs_tf']:.1e} | "
                      f"{values['batch1_median_ms']:.1f} | {values['batch32_median_ms']:.1f} |")
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.date.today().isoformat()
-    (RESULTS_DIR / f"onnx_export_{stamp}.json").write_text(json.dumps(record, indent=1))
-    (RESULTS_DIR / f"onnx_export_{stamp}.md").write_text("\n".join(lines) + "\n")
+    save_record("onnx_export", record, lines)
     print("\n".join(lines))
 
 

@@ -29,13 +29,14 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark_records import save_record
+
 import numpy as np
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
 from toxhelpers import batches, data, evaluation, model, pretrained, recording, tokenization, training
 
 SECTIONS = ("tokenizer", "features", "phase1", "pipeline", "finetune")
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def timed(function, *args, **kwargs):
@@ -140,9 +141,6 @@ class Bench:
 
 
 def write_record(record: dict) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stem = RESULTS_DIR / f"training_speed_{record['date'][:10]}"
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"# Training speed, {record['date']}", "",
              f"{record['machine']['cpus']} CPUs, {record['machine']['platform']}; artifacts {record['artifacts']}", ""]
     for section, values in record["results"].items():
@@ -151,8 +149,7 @@ def write_record(record: dict) -> Path:
             lines.append(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |")
         lines.append("")
     lines.append(f"Peak memory (max RSS): {record['peak_rss_mb']:.0f} MB")
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return stem
+    return save_record("training_speed", record, lines, date=record["date"][:10])
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:

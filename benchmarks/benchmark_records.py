@@ -1,0 +1,20 @@
+"""Where every benchmark keeps its record: ``benchmarks/results/<name>_<date>.json`` (everything
+measured, with the machine and versions) and ``.md`` (the readable tables), side by side."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def save_record(name: str, record: dict, markdown: str | Sequence[str], date: str | None = None) -> Path:
+    """Write both files (``date``: YYYY-MM-DD, default today) and return their common stem."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stem = RESULTS_DIR / f"{name}_{date or dt.date.today().isoformat()}"
+    Path(f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
+    Path(f"{stem}.md").write_text(markdown if isinstance(markdown, str) else "\n".join(markdown) + "\n")
+    return stem

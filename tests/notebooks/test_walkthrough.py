@@ -32,9 +32,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(DEFAULT_NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
 
 
-def smoke_run(out: Path, data_dir: Path, **options) -> RunResult:
-    return run(RunOptions(profile="smoke", overrides={"data_dir": str(data_dir)}, out=out, quiet=True,
-                          **options))
+def smoke_run(out: Path, data_dir: Path, overrides: dict | None = None, **options) -> RunResult:
+    return run(RunOptions(profile="smoke", overrides={"data_dir": str(data_dir), **(overrides or {})}, out=out,
+                          quiet=True, **options))
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +78,27 @@ def test_same_seed_same_splits(walkthrough: RunResult, walkthrough_data: Path, t
     assert {key: second[key] for key in first if "split_hash" in key} == {
         key: first[key] for key in first if "split_hash" in key}
     assert compare_metrics(first, second, tolerance=0.0) == []
+
+
+def test_phase1_uncached_path_under_a_strategy_trains_like_one_process(walkthrough: RunResult, walkthrough_data: Path,
+                                                                       tmp_path: Path) -> None:
+    """Lesson 5's cached_features=False path with strategy="mirrored" (on this CPU one replica: the
+    strategy's scope, the per-replica batch and the distributed dataset, the code a GPU machine
+    runs) gives the one-process path's phase-1 predictions; two replicas are checked against one
+    process in tests/unit/test_distribute.py."""
+    import shutil
+
+    from toxhelpers import model
+
+    predictions = {}
+    for strategy in ("default", "mirrored"):
+        out = tmp_path / strategy
+        shutil.copytree(walkthrough.folder.root, out)
+        result = smoke_run(out, walkthrough_data, {"cached_features": False, "strategy": strategy}, only=["05"])
+        assert result.ok, result.failure
+        predictions[strategy] = model.load_predictions(out / "artifacts", "validation", stage="phase1")["probability"].to_numpy()
+    assert len(predictions["default"]) > 0
+    assert abs(predictions["default"] - predictions["mirrored"]).max() < 1e-6
 
 
 def child_processes(pid: int) -> list[int]:

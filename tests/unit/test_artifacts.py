@@ -89,9 +89,9 @@ def test_require_artifact_names_the_notebook_that_writes_it(tmp_path):
 
 
 def python_files_that_may_not_name_notebooks() -> list[Path]:
-    """toxhelpers/*.py except artifacts.py (subfolders such as toxhelpers/run/ are not searched),
-    and benchmarks/*.py."""
-    package = [path for path in sorted(PACKAGE_DIR.glob("*.py")) if path.name != "artifacts.py"]
+    """toxhelpers/**/*.py (the run tooling in toxhelpers/run/ included) except artifacts.py, and
+    benchmarks/*.py."""
+    package = [path for path in sorted(PACKAGE_DIR.rglob("*.py")) if path.name != "artifacts.py"]
     return package + sorted((PROJECT_ROOT / "benchmarks").glob("*.py"))
 
 
@@ -99,7 +99,7 @@ def test_no_module_or_benchmark_spells_a_notebook_file_name():
     """Paths and notebook names come from the table (``LESSONS``, ``produced_by``), so renaming a
     lesson is a change in artifacts.py alone."""
     files = python_files_that_may_not_name_notebooks()
-    assert any(path.parent.name == "benchmarks" for path in files)  # the search really covers both folders
+    assert {"benchmarks", "run"} <= {path.parent.name for path in files}  # the search really covers them
     offenders = [f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
                  for path in files
                  for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)

@@ -1,6 +1,6 @@
 """``toxhelpers finetune``: lesson 6 itself, headless, as one process of a (possibly distributed) run.
 
-Not a second training path: the command executes ``notebooks/06_finetuning.ipynb`` through
+Not a second training path: the command executes lesson 6 (``artifacts.LESSONS["finetuning"]``) through
 papermill with ``artifacts_dir``, ``strategy``, ``precision`` and any ``-p key=value`` injected,
 checked like ``toxhelpers run`` checks them. Lessons 1-5 must have run into the artifacts folder
 first (e.g. ``toxhelpers run --until 05``); every worker needs that folder (a shared file
@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from toxhelpers.artifacts import LESSONS
 from toxhelpers.run.errors import UsageError
 
-LESSON = "06_finetuning.ipynb"
+LESSON = LESSONS["finetuning"]  # the notebook, named in the one table of lessons
 DEFAULT_OUT = Path("reports") / "finetune" / LESSON
 
 

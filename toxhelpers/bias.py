@@ -293,12 +293,14 @@ def mitigation_mix(train_frame: pd.DataFrame, terms: Sequence[str], replay_rows:
     from toxhelpers.data import TARGET_COLUMN, TEXT_COLUMN
 
     written = identity_sentences(terms, sentences, seed, exclude=exclude)
-    # Matched as the metrics match them, among all terms: "african american" is its own term, not "american".
-    found = match_terms(written["text"].tolist(), list(terms) + list(held_out)).any() if len(held_out) else pd.Series(dtype=bool)
-    leaked = found[[term.lower().strip() for term in held_out]] if len(held_out) else found
-    if leaked.any():
-        raise ValueError(f"identity sentences mention held-out term(s) {sorted(leaked[leaked].index)}: "
-                         "the mitigation may use train-side terms only")
+    if len(held_out):
+        # Matched as the metrics match them, among all terms: "african american" is its own term, not "american".
+        held = {term.lower().strip() for term in held_out}
+        mentioned = match_terms(written["text"].tolist(), sorted(held | {term.lower().strip() for term in terms})).any()
+        leaked = sorted(term for term in held if mentioned[term])
+        if leaked:
+            raise ValueError(f"identity sentences mention held-out term(s) {leaked}: "
+                             "the mitigation may use train-side terms only")
     replay = sample_rows(train_frame, replay_rows, seed) if replay_rows else train_frame.iloc[:0]
     replayed = pd.DataFrame({"text": replay[TEXT_COLUMN].to_numpy(), "label": replay[TARGET_COLUMN].to_numpy(),
                              "source": "replayed training row", "term": None})

@@ -193,8 +193,7 @@ def worker_artifacts_dir(artifacts_dir: str | os.PathLike,
     try:
         yield path
     finally:
-        if path != Path(artifacts_dir):
-            shutil.rmtree(path, ignore_errors=True)
+        remove_scratch(path, artifacts_dir)
 
 
 def remove_scratch(path: str | os.PathLike, artifacts_dir: str | os.PathLike) -> None:

@@ -105,6 +105,7 @@ def markdown(record: dict) -> str:
         lines.append(f"| {row['label']} | {row['validation_cost']:.4f} | {row['worst_held_out_term']} "
                      f"({row['worst_held_out_fpr']:.0%}) | {row['held_out_mean_fpr']:.1%} | "
                      f"{row['final_bias_score']:.4f} | {row['fit_seconds']:.0f} |")
+    lines += ["", f"Peak memory of the process (Linux VmHWM, all variants): {record['peak_mb']:,.0f} MB"]
     return "\n".join(lines) + "\n"
 
 
@@ -122,8 +123,11 @@ def main() -> None:
         fit_seconds = train_variant(setting, variant)
         rows.append({"label": label, "variant": variant, "fit_seconds": fit_seconds, **score_variant(setting)})
         print(json.dumps(rows[-1]), flush=True)
+    from toxhelpers.run.peak_memory import high_water_mb
+
     record = {"when": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "platform": platform.platform(), "artifacts": args.artifacts, "variants": rows}
+              "platform": platform.platform(), "artifacts": args.artifacts, "variants": rows,
+              "peak_mb": high_water_mb(os.getpid())}  # the whole process, every variant in it
     save_record("bias_mitigation", record, markdown(record))
     print(markdown(record))
 

@@ -41,6 +41,7 @@ def child(strategy_name: str, batch_size: int, warmup_steps: int, timed_steps: i
 
     import toxhelpers  # noqa: F401
     from toxhelpers import batches, data, distribute, model, pretrained, tokenization, training
+    from toxhelpers.run.peak_memory import high_water_mb
 
     strategy = distribute.make_strategy(strategy_name)
     training.seed_everything(42)
@@ -75,6 +76,7 @@ def child(strategy_name: str, batch_size: int, warmup_steps: int, timed_steps: i
         for _ in range(reduce_repeats):
             all_reduce()
         result["all_reduce_seconds"] = (time.perf_counter() - started) / reduce_repeats
+    result["peak_mb"] = high_water_mb(os.getpid())  # this worker process's peak (Linux VmHWM)
     return result
 
 
@@ -100,10 +102,7 @@ def launch(args: argparse.Namespace, strategy: str, batch_size: int, workers: in
     configs = distribute.local_tf_configs(workers)
     processes = []
     for index in range(workers):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-        env.pop("TF_CONFIG", None)
-        if workers > 1:
-            env["TF_CONFIG"] = configs[index]
+        env = distribute.local_worker_environment(configs[index] if workers > 1 else None)
         command = [sys.executable, __file__, "--child", strategy, "--batch-size", str(batch_size),
                    "--warmup-steps", str(args.warmup_steps), "--timed-steps", str(args.timed_steps),
                    "--reduce-repeats", str(args.reduce_repeats)]
@@ -146,15 +145,18 @@ def main() -> None:
                          "all_reduce_seconds": max(worker["all_reduce_seconds"] for worker in two),
                          "step_seconds_difference": slowest - one["step_seconds"]}
     summary = record["summary"]
+    two_peaks = " / ".join(f"{worker['peak_mb']:,.0f}" for worker in two)
     lines = [f"# One worker vs two local workers, {record['started']}", "",
              f"{record['machine']}; lesson 6's step on the demo comments, {MAX_LENGTH} tokens, fixed padding, "
              f"global batch {one['global_batch']}, {args.timed_steps} timed steps after {args.warmup_steps} warm-up"
              + (f"; {args.note}" if args.note else ""), "",
-             "| configuration | rows per step (per worker) | s per step | examples/s |", "| --- | ---: | ---: | ---: |",
+             "| configuration | rows per step (per worker) | s per step | examples/s | peak MB per worker |",
+             "| --- | ---: | ---: | ---: | ---: |",
              f"| one worker (default strategy) | {one['global_batch']} ({one['global_batch']}) | "
-             f"{one['step_seconds']:.2f} | {one['examples_per_s']:.1f} |",
+             f"{one['step_seconds']:.2f} | {one['examples_per_s']:.1f} | {one['peak_mb']:,.0f} |",
              f"| two local workers (MultiWorkerMirroredStrategy) | {two[0]['global_batch']} ({args.batch_size}) | "
-             f"{slowest:.2f} | {summary['two_workers_examples_per_s']:.1f} |", "",
+             f"{slowest:.2f} | {summary['two_workers_examples_per_s']:.1f} | "
+             f"{two_peaks} |", "",
              f"Speed-up {summary['speedup']:.2f}x (step time difference {summary['step_seconds_difference']:+.2f} s); "
              f"an all-reduce of the gradients alone ({two[0]['gradient_mb']:.0f} MB, float32) takes "
              f"{summary['all_reduce_seconds']:.2f} s."]

@@ -155,6 +155,18 @@ def local_tf_configs(workers: int) -> list[str]:
             for index in range(workers)]
 
 
+def local_worker_environment(tf_config: str | None = None, hide_gpus: bool = True) -> dict[str, str]:
+    """This process's environment for a worker process started on this machine: ``TF_CONFIG``
+    replaced by ``tf_config`` (one of :func:`local_tf_configs`), or removed for a single process
+    (an inherited one would make it join a cluster), and the GPUs hidden unless told otherwise."""
+    environ = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    if tf_config is not None:
+        environ["TF_CONFIG"] = tf_config
+    if hide_gpus:
+        environ["CUDA_VISIBLE_DEVICES"] = ""
+    return environ
+
+
 def is_chief(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process writes the artifacts: the only process without ``TF_CONFIG``, the
     task of type ``"chief"``, or, in a cluster without one, worker 0 (TensorFlow's convention)."""

@@ -11,7 +11,6 @@ differences are ~1e-7, and one shuffled batch or a mis-scaled loss moves them by
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +129,16 @@ def test_local_tf_configs_name_one_cluster_of_free_ports():
         distribute.local_tf_configs(0)
 
 
+def test_a_local_worker_gets_its_own_tf_config_or_none_and_no_gpus(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "inherited")
+    single = distribute.local_worker_environment()
+    assert "TF_CONFIG" not in single and single["CUDA_VISIBLE_DEVICES"] == ""
+    config = distribute.local_tf_configs(2)[1]
+    assert distribute.local_worker_environment(config)["TF_CONFIG"] == config
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert distribute.local_worker_environment(hide_gpus=False)["CUDA_VISIBLE_DEVICES"] == "0"
+
+
 def test_remove_scratch_never_removes_the_artifacts(tmp_path):
     distribute.remove_scratch(tmp_path, tmp_path)
     assert tmp_path.is_dir()
@@ -193,9 +202,8 @@ def test_float16_cannot_hold_a_confident_probability():
 # ------------------------------------------------------------------------------ agreement
 
 
-def run_steps(tmp: Path, name: str, *args: str, environ: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CUDA_VISIBLE_DEVICES": "", **(environ or {})}
-    env.pop("TF_CONFIG", None) if not environ or "TF_CONFIG" not in environ else None
+def run_steps(tmp: Path, name: str, *args: str, tf_config: str | None = None) -> subprocess.Popen:
+    env = {**distribute.local_worker_environment(tf_config), "PYTHONPATH": str(PROJECT_ROOT)}
     log = open(tmp / f"{name}.log", "w")
     return subprocess.Popen([sys.executable, str(STEPS_SCRIPT), "--result", str(tmp / f"{name}.npz"), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -225,7 +233,7 @@ def agreement(result: dict, reference: dict) -> dict[str, float]:
 def test_two_workers_with_batch_4_train_like_one_process_with_batch_8(one_process, tmp_path):
     artifacts = tmp_path / "artifacts"
     workers = [(f"worker{index}", run_steps(tmp_path, f"worker{index}", "--strategy", "multi_worker", "--batch-size", "4",
-                                            "--artifacts", str(artifacts), environ={"TF_CONFIG": config}))
+                                            "--artifacts", str(artifacts), tf_config=config))
                for index, config in enumerate(distribute.local_tf_configs(2))]
     results = finish(tmp_path, *workers)
 

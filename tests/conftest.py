@@ -17,6 +17,9 @@ import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports Te
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+# Comments we wrote from templates, in Kaggle's layout (with -1 rows in test_labels.csv): for tests
+# that need a tiny set of known lengths and classes, never as the package's data.
+SYNTHETIC_DATA_DIR = Path(__file__).resolve().parent / "synthetic_data"
 
 
 def shared_sample_dir() -> Path:

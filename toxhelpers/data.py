@@ -35,8 +35,14 @@ DATA_DIR_ENV = "TOXHELPERS_DATA_DIR"
 # and its parents (so it is found from the repository root and from notebooks/).
 CONVENTIONAL_DIR = Path("data") / "jigsaw-toxic-comment-classification-challenge"
 RANDOM_IDS_FILE = "train_random_ids.csv"
+# Kaggle's full files: train.csv rows, and test rows with labels (test_labels.csv without -1 rows).
+KAGGLE_TRAIN_ROWS = 159_571
+KAGGLE_TEST_ROWS_LABELLED = 63_978
 
 SPLITS = ("train", "validation", "test")
+
+
+SHIPPED_SAMPLE = "shipped sample"  # the origin of the data when nothing else was found
 
 
 @dataclass(frozen=True)
@@ -47,19 +53,20 @@ class DataSource:
     origin: str
 
     @property
-    def is_demo(self) -> bool:
-        return self.origin == "demo"
+    def is_shipped_sample(self) -> bool:
+        return self.origin == SHIPPED_SAMPLE
 
 
-def demo_data_dir() -> Path:
-    """The tiny demo set shipped with the package: comments we wrote, NOT Jigsaw data."""
-    return Path(str(importlib.resources.files("toxhelpers") / "demo_data"))
+def sample_data_dir() -> Path:
+    """The small real sample shipped with the package: genuine Jigsaw rows drawn from the shared
+    sample (see its README), so a first run without Kaggle's download still measures something."""
+    return Path(str(importlib.resources.files("toxhelpers") / "sample_data"))
 
 
 def locate_data(data_dir: str | os.PathLike | None = None, search_from: str | os.PathLike | None = None) -> DataSource:
     """Find the data: the ``data_dir`` parameter, then ``$TOXHELPERS_DATA_DIR``, then the
     conventional folder (``data/jigsaw-toxic-comment-classification-challenge`` here or in a
-    parent folder), then the shipped demo set."""
+    parent folder), then the small real sample shipped with the package."""
     if data_dir not in (None, ""):
         return DataSource(_existing_dir(data_dir, "the data_dir parameter"), "parameter")
     if os.environ.get(DATA_DIR_ENV):
@@ -69,7 +76,7 @@ def locate_data(data_dir: str | os.PathLike | None = None, search_from: str | os
         candidate = folder / CONVENTIONAL_DIR
         if candidate.is_dir():
             return DataSource(candidate, "conventional folder")
-    return DataSource(demo_data_dir(), "demo")
+    return DataSource(sample_data_dir(), SHIPPED_SAMPLE)
 
 
 def _existing_dir(path: str | os.PathLike, named_by: str) -> Path:
@@ -82,11 +89,19 @@ def _existing_dir(path: str | os.PathLike, named_by: str) -> Path:
     return folder
 
 
-def find_file(folder: Path, name: str) -> Path:
-    """``folder/name``, or Kaggle's zipped ``folder/name.zip``."""
+def find_optional_file(folder: Path, name: str) -> Path | None:
+    """``folder/name``, or Kaggle's zipped ``folder/name.zip``, or None when neither is there."""
     for candidate in (folder / name, folder / f"{name}.zip"):
         if candidate.is_file():
             return candidate
+    return None
+
+
+def find_file(folder: Path, name: str) -> Path:
+    """``folder/name``, or Kaggle's zipped ``folder/name.zip``."""
+    found = find_optional_file(folder, name)
+    if found is not None:
+        return found
     raise FileNotFoundError(
         f"{folder / name} not found (nor {name}.zip). Expected Kaggle's Jigsaw Toxic Comment "
         f"layout in {folder}: train.csv, test.csv and test_labels.csv."
@@ -237,8 +252,8 @@ def load_test(source: DataSource, on_empty: str = "error") -> tuple[pd.DataFrame
 
 def random_row_ids(source: DataSource) -> set[str] | None:
     """Ids of the plain random draw in ``train_random_ids.csv`` when the folder has one."""
-    path = source.path / RANDOM_IDS_FILE
-    if not path.is_file():
+    path = find_optional_file(source.path, RANDOM_IDS_FILE)
+    if path is None:
         return None
     return set(read_csv_checked(path, (ID_COLUMN,))[ID_COLUMN])
 
@@ -360,19 +375,29 @@ def load_split(artifacts_dir: str | os.PathLike, split: str, variant: str | None
     return read_parquet(require_artifact(artifacts_dir, name, **fields))
 
 
-def announce_source(source: DataSource) -> str:
-    """One line saying where the data came from; a loud banner for the demo set."""
-    if source.is_demo:
-        banner = (
-            "!" * 78 + "\n"
-            "DEMO DATA: no Jigsaw data was found, so these lessons run on a tiny set of comments\n"
-            "written by the toxhelpers authors. Every number below is meaningless for toxic-\n"
-            f"comment detection. Point data_dir (or ${DATA_DIR_ENV}) at Kaggle's download, or unzip\n"
-            f"it into {CONVENTIONAL_DIR}/ (see the README).\n" + "!" * 78
-        )
-        print(banner)
-        return banner
-    line = f"Data: {source.path} (found via {source.origin})"
+def describe_data(origin: str, path: str | os.PathLike, train_rows: int | None = None,
+                  test_rows: int | None = None) -> str:
+    """What the data is, in one sentence for a lesson, a report or a model card: the shipped
+    sample, Kaggle's full download or another set of Jigsaw rows, with row counts when known."""
+    counts = (f"{train_rows:,} train.csv rows and {test_rows:,} labelled test rows"
+              if train_rows is not None and test_rows is not None else "")
+    if origin == SHIPPED_SAMPLE:
+        return (f"a small real sample of Kaggle's Jigsaw data shipped with toxhelpers ({counts or path}): "
+                "expect wider intervals than on the full data")
+    if (train_rows, test_rows) == (KAGGLE_TRAIN_ROWS, KAGGLE_TEST_ROWS_LABELLED):
+        kind = "Kaggle's full download"
+    else:
+        kind = f"Jigsaw rows in Kaggle's layout (the full download has {KAGGLE_TRAIN_ROWS:,} and {KAGGLE_TEST_ROWS_LABELLED:,})"
+    return f"{kind} at {path}, found via {origin}" + (f": {counts}" if counts else "")
+
+
+def announce_source(source: DataSource, train_rows: int | None = None, test_rows: int | None = None) -> str:
+    """Print and return where the data came from (:func:`describe_data`); for the shipped sample,
+    also how to use the full download."""
+    line = "Data: " + describe_data(source.origin, source.path, train_rows, test_rows) + "."
+    if source.is_shipped_sample:
+        line += (f"\nFor the full data, point data_dir (or ${DATA_DIR_ENV}) at Kaggle's download, or unzip it "
+                 f"into {CONVENTIONAL_DIR}/ (see the README).")
     print(line)
     return line
 
@@ -385,9 +410,9 @@ def data_files(source: DataSource) -> dict[str, dict[str, str]]:
     for name in ("train.csv", "test.csv", "test_labels.csv"):
         path = find_file(source.path, name)
         files[path.name] = {"path": str(path), "sha256": sha256_file(path)}
-    random_ids = source.path / RANDOM_IDS_FILE
-    if random_ids.is_file():
-        files[RANDOM_IDS_FILE] = {"path": str(random_ids), "sha256": sha256_file(random_ids)}
+    random_ids = find_optional_file(source.path, RANDOM_IDS_FILE)
+    if random_ids is not None:
+        files[random_ids.name] = {"path": str(random_ids), "sha256": sha256_file(random_ids)}
     return files
 
 

@@ -29,9 +29,16 @@ def weights_facts(artifacts_dir: str | os.PathLike, spec: Any) -> dict[str, Any]
             "files": {str(path.relative_to(folder)): sha256_file(path) for path in files}}
 
 
-def data_facts(splits: dict[str, pd.DataFrame], label_column: str = "label") -> dict[str, dict[str, float]]:
-    """Rows and toxic share of each split the model was trained, tuned and tested on."""
-    return {name: {"rows": len(frame), "toxic_share": float(frame[label_column].mean())} for name, frame in splits.items()}
+def data_facts(splits: dict[str, pd.DataFrame], artifacts_dir: str | os.PathLike,
+               label_column: str = "label") -> dict[str, Any]:
+    """What the data was (lesson 1's description: the shipped sample, Kaggle's full download or
+    other rows) and the rows and toxic share of each split the model was trained, tuned and tested on."""
+    from toxhelpers.recording import collect_records
+
+    lesson_1 = collect_records(artifacts_dir).get("data", {}).get("metrics", {})
+    return {"description": lesson_1.get("data.description", "not recorded (lesson 1's record is missing)"),
+            "splits": {name: {"rows": len(frame), "toxic_share": float(frame[label_column].mean())}
+                       for name, frame in splits.items()}}
 
 
 def serving_facts(artifacts_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -71,7 +78,7 @@ def _intervals_table(intervals: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render(weights: dict[str, Any], data: dict[str, dict[str, float]], spec: Any, intervals: pd.DataFrame,
+def render(weights: dict[str, Any], data: dict[str, Any], spec: Any, intervals: pd.DataFrame,
            calibration: pd.DataFrame, deployment: dict[str, Any], serving: dict[str, Any] | None,
            bias: pd.DataFrame | None, resamples: int) -> str:
     """The card as Markdown. ``calibration``: ECE and Brier per split before and after scaling;
@@ -85,10 +92,11 @@ def render(weights: dict[str, Any], data: dict[str, dict[str, float]], spec: Any
              "- Fine-tuned files (sha256):", *[f"  - `{name}`: `{digest}`" for name, digest in weights["files"].items()],
              f"- Decision threshold saved with the model (F1-optimal on validation): {spec.threshold:.3f}.", "",
              "## Training data", "",
-             "Jigsaw Toxic Comment Classification (Wikipedia talk-page comments, English), label: `toxic` "
-             "as chosen in lesson 1. Splits used:", "",
+             "Jigsaw Toxic Comment Classification (Wikipedia talk-page comments, English), label as chosen "
+             f"in lesson 1. Data: {data['description']}. Splits used:", "",
              "| split | rows | toxic share |", "|---|---|---|",
-             *[f"| {name} | {facts['rows']} | {facts['toxic_share']:.1%} |" for name, facts in data.items()], "",
+             *[f"| {name} | {facts['rows']:,} | {facts['toxic_share']:.1%} |" for name, facts in data["splits"].items()],
+             "",
              "## Intended use", "",
              "- Ranking or pre-screening English comments for human moderators; learning how to fine-tune "
              "and evaluate a Transformer.",
@@ -122,8 +130,9 @@ def render(weights: dict[str, Any], data: dict[str, dict[str, float]], spec: Any
                if serving else ["Lesson 8 did not run here."]), "",
              "## Limitations", "",
              f"- Reads only the first {spec.max_length} tokens of a comment (lesson 8's windowed scorer reads more).",
-             "- Trained and tested on a toxic-enriched sample of one platform's comments from the 2010s; "
-             "precision at the real toxic share is far lower than on the sample (see the deployment section).",
+             "- Trained and tested on one platform's comments from the 2010s, "
+             f"{data['splits'].get('test', {}).get('toxic_share', float('nan')):.1%} toxic in the test split; at "
+             "another toxic share precision and F1 change (see the deployment section).",
              "- The score is not a probability unless the calibration above is applied, and then only for "
              "the toxic share it was moved to.",
              "- Labels are crowd-sourced and noisy; the model can flag identity terms, quotes and reclaimed "

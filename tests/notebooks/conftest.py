@@ -1,26 +1,20 @@
 """The notebook tier: every lesson run headless through papermill.
 
-It runs on the shared Jigsaw sample when this machine has it (CI does, and must: it sets
-``TOXHELPERS_REQUIRE_SHARED_SAMPLE=1``), and otherwise on the demo set shipped with the package,
-so a newcomer's ``./dev test`` executes every lesson too instead of skipping them.
+It runs on the small real sample shipped with the package, the data a fresh clone's
+``./dev walkthrough`` uses when no Kaggle download is found, so the tier checks the first run a
+learner makes (the shared sample, larger, is what the slow tier and the README's results use).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session")
-def walkthrough_data(request: pytest.FixtureRequest) -> Path:
-    """The data the notebook tier runs on: the shared sample, or else the shipped demo set."""
+def walkthrough_data() -> Path:
+    """The data the notebook tier runs on: the sample shipped in ``toxhelpers/sample_data``."""
     from toxhelpers import data
 
-    try:
-        return request.getfixturevalue("shared_sample")
-    except pytest.skip.Exception:
-        if os.environ.get("TOXHELPERS_REQUIRE_SHARED_SAMPLE") == "1":
-            raise
-        return data.demo_data_dir()
+    return data.sample_data_dir()

@@ -1,4 +1,4 @@
-"""Lesson 2 headless: 01_data then 02_augmentation through papermill on the shipped demo data,
+"""Lesson 2 headless: 01_data then 02_augmentation through papermill on the notebook tier's data,
 with small parameters and the default (offline) method, checked from outside the notebook."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ def run(notebook: str, out: Path, **parameters) -> None:
                                cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
 
 
-def test_augmentation_notebook(tmp_path: Path) -> None:
+def test_augmentation_notebook(tmp_path: Path, walkthrough_data: Path) -> None:
     artifacts = tmp_path / "artifacts"
-    run("01_data.ipynb", tmp_path, artifacts_dir=str(artifacts), data_dir=str(data.demo_data_dir()),
+    run("01_data.ipynb", tmp_path, artifacts_dir=str(artifacts), data_dir=str(walkthrough_data),
         max_train_rows=200, max_test_rows=60)
     before = {split: path.read_bytes() for split in data.SPLITS
               for path in [data.split_path(artifacts, split)]}

@@ -1,7 +1,7 @@
 """The walkthrough, headless: every lesson notebook runs through ``toxhelpers run`` (papermill).
 
-One ``smoke`` run of all notebooks (on the shared Jigsaw sample, or the shipped demo set where the
-sample is absent: see conftest.py) is made per test session and
+One ``smoke`` run of all notebooks (on the shared Jigsaw sample, or the small sample shipped with the package
+where the shared one is absent: see conftest.py) is made per test session and
 shared by every test here; each notebook then gets its own test, so a failing cell fails the
 test named after its notebook, with the cell's error text. A second, 01-only run checks that the
 same parameters and seed give identical splits, and a third is interrupted with SIGINT mid-lesson
@@ -170,10 +170,8 @@ def test_lesson_01_names_the_file_of_a_one_class_test_set(tmp_path: Path) -> Non
 
     import pandas as pd
 
-    from toxhelpers import data
-
     folder = tmp_path / "one-class"
-    shutil.copytree(data.demo_data_dir(), folder)
+    shutil.copytree(PROJECT_ROOT / "tests" / "synthetic_data", folder)
     labels = pd.read_csv(folder / "test_labels.csv")
     labels.loc[labels["toxic"] != -1, "toxic"] = 1
     labels.to_csv(folder / "test_labels.csv", index=False)

@@ -21,6 +21,7 @@ import pytest
 # this file is loaded, ``from conftest import PROJECT_ROOT`` (in tests/ files) may find this module
 # instead of tests/conftest.py: it must define the same name, with the same value.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SYNTHETIC_DATA_DIR = PROJECT_ROOT / "tests" / "synthetic_data"
 
 # Comments with their labels for the full-size encoder: obvious insults, polite edits, one long
 # comment (truncated at 48 tokens) and one very short one.

@@ -28,23 +28,24 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 ROWS_PER_BUCKET = 24
+SYNTHETIC_TRAIN = Path(__file__).resolve().parents[1] / "synthetic_data" / "train.csv"
 MAX_LENGTH = 32
 SEED = 7
 
 
 def training_rows(tokenizer):
-    """48 demo comments, 24 per length bucket (16 and 32 tokens), and their labels."""
+    """48 synthetic comments, 24 per length bucket (16 and 32 tokens), and their labels."""
     import numpy as np
     import pandas as pd
 
-    from toxhelpers import data, tokenization
+    from toxhelpers import tokenization
 
-    frame = pd.read_csv(data.demo_data_dir() / "train.csv")
+    frame = pd.read_csv(SYNTHETIC_TRAIN)
     lengths = tokenization.token_lengths(tokenizer, frame["comment_text"].tolist())
     short, long = np.flatnonzero(lengths <= 16)[:ROWS_PER_BUCKET], np.flatnonzero(lengths > 16)[:ROWS_PER_BUCKET]
     chosen = np.concatenate([short, long])
     if len(chosen) != 2 * ROWS_PER_BUCKET or lengths[chosen].max() > MAX_LENGTH:
-        raise RuntimeError("the demo set no longer has 24 comments of each length bucket")
+        raise RuntimeError("the synthetic set no longer has 24 comments of each length bucket")
     encoded = tokenization.encode(tokenizer, frame["comment_text"].iloc[chosen].tolist(), max_length=MAX_LENGTH)
     return encoded, frame["toxic"].to_numpy()[chosen]
 

@@ -9,6 +9,8 @@ import pytest
 
 from toxhelpers import data
 
+SYNTHETIC_DATA_DIR = Path(__file__).resolve().parents[1] / "synthetic_data"
+
 HEADER = "id,comment_text,toxic,severe_toxic,obscene,threat,insult,identity_hate\n"
 
 
@@ -173,7 +175,7 @@ def test_locate_data_order(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     project = tmp_path / "project"
     (project / "notebooks").mkdir(parents=True)
-    assert data.locate_data(search_from=project / "notebooks").is_demo
+    assert data.locate_data(search_from=project / "notebooks").is_shipped_sample
     conventional = project / data.CONVENTIONAL_DIR
     conventional.mkdir(parents=True)
     found = data.locate_data(search_from=project / "notebooks")
@@ -185,12 +187,38 @@ def test_locate_data_order(tmp_path, monkeypatch):
         data.locate_data(tmp_path / "nope")
 
 
-def test_demo_data_is_readable_and_has_unscored_rows():
-    source = data.locate_data(data.demo_data_dir())
+def test_unscored_test_rows_are_dropped_and_counted():
+    source = data.DataSource(SYNTHETIC_DATA_DIR, "parameter")
+    labels = pd.read_csv(SYNTHETIC_DATA_DIR / "test_labels.csv")
+    test, unscored = data.load_test(source)
+    assert unscored == int((labels["toxic"] == -1).sum()) > 0
+    assert len(test) == len(labels) - unscored
+
+
+def test_the_shipped_sample_is_zipped_kaggle_layout_with_a_natural_draw():
+    source = data.locate_data(data.sample_data_dir())
     train = data.load_train(source)
     test, unscored = data.load_test(source)
-    assert len(train) >= 300 and 0.1 < train["toxic"].mean() < 0.4
-    assert unscored > 0 and len(test) > 50
+    natural = data.select_train_rows(train, source, "natural")
+    assert {path.name for path in data.sample_data_dir().glob("*.zip")} == {
+        "train.csv.zip", "test.csv.zip", "test_labels.csv.zip", "train_random_ids.csv.zip"}
+    assert unscored == 0 and train["toxic"].nunique() == 2 and test["toxic"].nunique() == 2
+    assert 0.05 < natural["toxic"].mean() < 0.15 < train["toxic"].mean()  # natural vs enriched rows
+    assert {"train.csv.zip", "test.csv.zip", "test_labels.csv.zip", "train_random_ids.csv.zip"} == set(
+        data.data_files(source))
+
+
+def test_every_shipped_row_is_a_row_of_the_shared_sample(shared_sample):
+    """The shipped sample holds genuine Jigsaw rows, drawn from the shared sample and nothing else:
+    every row equal, column for column, to the shared sample's row of the same id."""
+    shipped, shared = data.locate_data(data.sample_data_dir()), data.DataSource(shared_sample, "parameter")
+    for load in (data.load_train, lambda source: data.load_test(source)[0]):
+        mine, theirs = load(shipped), load(shared).set_index(data.ID_COLUMN)
+        assert mine[data.ID_COLUMN].isin(theirs.index).all()
+        pd.testing.assert_frame_equal(mine.set_index(data.ID_COLUMN), theirs.loc[mine[data.ID_COLUMN]])
+    natural_ids = data.random_row_ids(shipped)
+    assert natural_ids and natural_ids <= data.random_row_ids(shared)
+    assert natural_ids == set(data.load_train(shipped)[data.ID_COLUMN]) & data.random_row_ids(shared)
 
 
 def test_natural_rows_need_the_random_ids_file(tmp_path):

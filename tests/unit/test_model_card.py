@@ -44,13 +44,16 @@ def test_the_card_says_what_was_measured(tmp_path: Path) -> None:
     calibration = pd.DataFrame({"ece": [0.13, 0.03]}, index=["test, raw score", "test, platt"])
     deployment = {"prevalence": 0.095, "fitted_prevalence": 0.385, "recommended": 0.52, "f1_recommended": 0.69,
                   "hindsight": 0.54, "f1_hindsight": 0.71, "knee": 400}
+    lesson_1 = recording.Recorder(tmp_path, "data")
+    lesson_1.metric("description", "a small real sample of Kaggle's Jigsaw data (4 rows)")
     card = model_card.render(model_card.weights_facts(tmp_path, spec),
-                             model_card.data_facts({"train": pd.DataFrame({"label": [0, 1, 1, 0]})}), spec,
+                             model_card.data_facts({"train": pd.DataFrame({"label": [0, 1, 1, 0]})}, tmp_path), spec,
                              intervals, calibration, deployment, model_card.serving_facts(tmp_path), None, 1000)
     path = model_card.write_model_card(tmp_path, card)
     text = model_card.read_model_card(tmp_path)
     assert path == tmp_path / "model_card.md" and text == card
     assert "0.960 [0.950, 0.970]" in text and "| train | 4 | 50.0% |" in text and "0.0300" in text
+    assert "Data: a small real sample of Kaggle's Jigsaw data (4 rows)." in text
     import hashlib
     assert hashlib.sha256(b"weights").hexdigest() in text
     assert "lesson 9 did not run" in text and "Lesson 8 did not run here." in text

@@ -187,9 +187,12 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
                  + (f" · peak memory of a notebook {memory:,.0f} MB" if memory else ""))
     source = run_record.get("data_source") or {}
     if source:
-        origin = {"demo": "no Jigsaw data found, so the demo set shipped with the package",
-                  "parameter": "the data_dir parameter"}.get(source["origin"], source["origin"])
-        lines.append(f"- **Data:** `{source['path']}` ({origin})")
+        from toxhelpers.data import describe_data
+
+        metrics = merged_metrics(records)
+        lines.append("- **Data:** " + _md(describe_data(source["origin"], f"`{source['path']}`",
+                                                         metrics.get("data.train_csv_rows"),
+                                                         metrics.get("data.test_rows_labelled"))))
     versions = run_record["versions"]
     shown = ", ".join(f"{name} {versions[name]}" for name in SUMMARY_VERSIONS if versions.get(name))
     lines.append(f"- **Versions:** {shown} · code {run_record['code']['git_commit']}")
@@ -197,9 +200,6 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
         lines.append(f"- **Model card:** [{run_record['model_card']}]({run_record['model_card']}): what the "
                      "model is, its data, metrics with intervals, calibration and limitations")
     lines.append("")
-    if source.get("origin") == "demo":
-        lines += ["> **DEMO DATA.** No Jigsaw data was found; these numbers come from the tiny demo set "
-                  "written by the toxhelpers authors and mean nothing for toxic-comment detection.", ""]
     lines += ["## Headline metrics", "",
               "| Notebook | Metric | This run [95% interval, where measured] | Majority baseline "
               "| Article (published, Kaggle test set) |",

@@ -69,7 +69,7 @@ def load_start(artifacts: Path, max_length: int | None):
     spec = model.load_spec(artifacts, "phase1")
     encoder = pretrained.load_encoder(checkpoint, pretrained.encoder_config(
         checkpoint, spec.encoder_dropout, spec.attention_dropout))
-    head, spec = model.load_head(artifacts, encoder.config.hidden_size)
+    head, spec = model.load_head(artifacts, "phase1")
     classifier = model.build_classifier(encoder, head, spec.pooling)
     model.set_encoder_trainable(encoder, True)
     return encoded, classifier, spec

@@ -59,7 +59,7 @@ class Bench:
         """Encoder + phase-1 head, compiled for phase 1 (frozen) or phase 2."""
         config = pretrained.encoder_config(self.checkpoint, self.spec.encoder_dropout, self.spec.attention_dropout)
         encoder = pretrained.load_encoder(self.checkpoint, config)
-        head, spec = model.load_head(self.artifacts, encoder.config.hidden_size)
+        head, spec = model.load_head(self.artifacts, "phase1")
         classifier = model.build_classifier(encoder, head, spec.pooling)
         model.set_encoder_trainable(encoder, not frozen)
         rate = spec.head_learning_rate if frozen else 2e-5

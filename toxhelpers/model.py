@@ -7,13 +7,17 @@
 The head is its own small Keras model. That is what lets lesson 5 train it on pooled features
 computed once (fast) and then drop the very same head, weights unchanged, onto the encoder.
 
-Saving keeps the pieces apart too: the encoder in Hugging Face's format, the head's weights, the
-tokenizer and a JSON spec. Hugging Face TF layers inside a Keras model do not survive
-``model.save`` reliably; pieces do.
+Saving keeps the pieces apart too: the encoder in Hugging Face's format, the head as Keras JSON
+(its layers, so a head a learner builds differently in lesson 4 is the head every later lesson
+trains and reloads) with its weights, the tokenizer and a JSON spec. Hugging Face TF layers inside
+a Keras model do not survive ``model.save`` reliably; pieces do. The head's JSON is data, not code:
+only Keras's built-in layers are read back (:data:`HEAD_LAYERS`), so a shared folder cannot smuggle
+in a ``Lambda`` layer's bytecode.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +32,13 @@ from toxhelpers.losses import BinaryFocalLoss
 
 POOLINGS = ("cls", "mean")
 SPEC_FILE = "spec.json"
+HEAD_FILE = "head.json"
+HEAD_WEIGHTS_FILE = "head.weights.h5"
+# Keras's built-in layers a head may use. Each is rebuilt from plain numbers in its JSON config;
+# a Lambda or custom layer would be rebuilt from code, so it is refused rather than run.
+HEAD_LAYERS = frozenset({"InputLayer", "Dense", "Dropout", "LayerNormalization", "BatchNormalization",
+                         "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "GaussianNoise",
+                         "GaussianDropout", "AlphaDropout", "ActivityRegularization"})
 
 
 @dataclass
@@ -106,8 +117,11 @@ class MaskedMeanPooling(tf_keras.layers.Layer):
 
 
 def pooling_layer(pooling: str) -> tf_keras.layers.Layer:
-    check_pooling(pooling)
-    return ClsPooling(name="cls_pooling") if pooling == "cls" else MaskedMeanPooling(name="mean_pooling")
+    """The pooling step by name: "cls" (the article) or "mean"."""
+    layers = {"cls": ClsPooling, "mean": MaskedMeanPooling}
+    if pooling not in layers:
+        raise ValueError(f"pooling must be one of {sorted(layers)}, got {pooling!r}")
+    return layers[pooling](name=f"{pooling}_pooling")
 
 
 def build_head(hidden_size: int, sizes: list[int] | tuple[int, ...] = (256, 32), dropout: float = 0.2,
@@ -204,7 +218,8 @@ def parameter_counts(model: tf_keras.Model) -> dict[str, int]:
 
 def save_classifier(folder: str | os.PathLike, encoder: Any, head: tf_keras.Model, tokenizer: Any,
                     spec: ClassifierSpec) -> Path:
-    """Save the encoder (Hugging Face format), head weights, tokenizer and spec under ``folder``.
+    """Save the encoder (Hugging Face format), the head (layers and weights), tokenizer and spec
+    under ``folder``.
 
     The spec is written last, so a folder without spec.json is never mistaken for a finished save.
     """
@@ -212,16 +227,57 @@ def save_classifier(folder: str | os.PathLike, encoder: Any, head: tf_keras.Mode
     folder.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(folder / "encoder")
     tokenizer.save_pretrained(folder / "tokenizer")
-    save_head_weights(head, folder / "head.weights.h5")
+    write_head(head, folder)
     spec.save(folder / SPEC_FILE)
     return folder
 
 
-def save_head_weights(head: tf_keras.Model, path: Path) -> Path:
-    """Write the head's weights atomically (Keras picks the format from the ``.weights.h5`` name)."""
-    with atomic_path(path) as tmp:
+def write_head(head: tf_keras.Model, folder: str | os.PathLike) -> Path:
+    """The head as ``head.json`` (its layers, as Keras JSON) and ``head.weights.h5``, atomically."""
+    from toxhelpers.artifacts import write_text
+
+    folder = Path(folder)
+    check_head_layers(json.loads(head.to_json()), f"the head {head.name!r}")
+    write_text(head.to_json(), folder / HEAD_FILE)
+    with atomic_path(folder / HEAD_WEIGHTS_FILE) as tmp:
         head.save_weights(str(tmp))
-    return path
+    return folder / HEAD_FILE
+
+
+def read_head(folder: str | os.PathLike) -> tf_keras.Model:
+    """The head :func:`write_head` saved in ``folder``: its layers from ``head.json`` (built-in
+    Keras layers only), then its weights."""
+    folder = Path(folder)
+    path = folder / HEAD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: expected a head saved by model.write_head "
+                                f"({HEAD_FILE} and {HEAD_WEIGHTS_FILE})")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); expected a Keras model's to_json()") from None
+    check_head_layers(config, str(path))
+    head = tf_keras.models.model_from_json(json.dumps(config))
+    head.load_weights(str(folder / HEAD_WEIGHTS_FILE))
+    return head
+
+
+def check_head_layers(config: Any, what: str) -> None:
+    """Refuse a head whose JSON names anything but a Sequential or functional model of
+    :data:`HEAD_LAYERS` (a Lambda or custom layer would be rebuilt from code)."""
+    if not isinstance(config, dict) or config.get("class_name") not in ("Sequential", "Functional", "Model"):
+        raise ValueError(f"{what}: expected a Keras Sequential or functional model as JSON")
+    layers = (config.get("config") or {}).get("layers") or []
+    unknown = sorted({str(layer.get("class_name")) for layer in layers} - HEAD_LAYERS)
+    if unknown:
+        raise ValueError(f"{what} uses layer class(es) {unknown}; a head may use only Keras's built-in layers "
+                         f"{sorted(HEAD_LAYERS)} (others would be rebuilt from code)")
+
+
+def head_sizes_of(head: tf_keras.Model) -> list[int]:
+    """The units of the head's Dense layers before its output unit, for a spec's description."""
+    units = [layer.units for layer in head.layers if isinstance(layer, tf_keras.layers.Dense)]
+    return units[:-1]
 
 
 def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, ClassifierSpec]:
@@ -234,8 +290,7 @@ def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, Cla
     quiet_transformers()
     spec = ClassifierSpec.load(require_saved_classifier(folder))
     encoder = TFAutoModel.from_pretrained(folder / "encoder")
-    head = build_head(encoder.config.hidden_size, spec.head_sizes, spec.head_dropout)
-    head.load_weights(str(folder / "head.weights.h5"))
+    head = read_head(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
     return build_classifier(encoder, head, spec.pooling), tokenizer, spec
 
@@ -252,8 +307,10 @@ def require_saved_classifier(folder: str | os.PathLike) -> Path:
 
 
 # The stages a classifier passes through, each saved by its lesson (see artifacts.ARTIFACTS):
-# "model" (04: the recipe), "phase1" (05: + the trained head), "finetuned" (06: + the threshold).
-STAGES = ("model", "phase1", "finetuned")
+# "model" (04: the head and the recipe), "phase1" (05: the trained head), "finetuned" (06: + the
+# threshold); "scaled" (11) is lesson 6's training again, under a tf.distribute strategy.
+STAGES = ("model", "phase1", "finetuned", "scaled")
+PREDICTION_STAGES = ("phase1", "finetuned", "scaled")
 
 
 def load_spec(artifacts_dir: str | os.PathLike, stage: str = "model") -> ClassifierSpec:
@@ -266,30 +323,27 @@ def load_spec(artifacts_dir: str | os.PathLike, stage: str = "model") -> Classif
     return ClassifierSpec.load(require_artifact(artifacts_dir, f"{_checked_stage(stage, ('model', 'phase1'))}_spec"))
 
 
-def save_spec(spec: ClassifierSpec, artifacts_dir: str | os.PathLike) -> Path:
-    """Lesson 4's recipe, which lessons 5 and 6 rebuild the classifier from."""
+def save_head(head: tf_keras.Model, spec: ClassifierSpec, artifacts_dir: str | os.PathLike,
+              stage: str = "phase1") -> Path:
+    """A stage's head (layers and weights) and the spec it goes with: lesson 4's head as built
+    (``"model"``), or phase 1's trained head (``"phase1"``, lesson 5), which lesson 6 starts from."""
     from toxhelpers.artifacts import artifact_path
 
-    return spec.save(artifact_path(artifacts_dir, "model_spec"))
-
-
-def save_head(head: tf_keras.Model, spec: ClassifierSpec, artifacts_dir: str | os.PathLike) -> Path:
-    """Phase 1's trained head and the spec it was trained with (lesson 6 starts from both)."""
-    from toxhelpers.artifacts import artifact_path
-
-    path = save_head_weights(head, artifact_path(artifacts_dir, "phase1_head"))
-    spec.save(artifact_path(artifacts_dir, "phase1_spec"))
+    stage = _checked_stage(stage, ("model", "phase1"))
+    spec.head_sizes = head_sizes_of(head)
+    path = write_head(head, artifact_path(artifacts_dir, f"{stage}_head").parent)
+    spec.save(artifact_path(artifacts_dir, f"{stage}_spec"))
     return path
 
 
-def load_head(artifacts_dir: str | os.PathLike, hidden_size: int) -> tuple[tf_keras.Model, ClassifierSpec]:
-    """Phase 1's head with its trained weights, and the spec it was trained with."""
+def load_head(artifacts_dir: str | os.PathLike, stage: str = "phase1") -> tuple[tf_keras.Model, ClassifierSpec]:
+    """A stage's head with its weights, and its spec: lesson 4's head as built (``"model"``) or
+    phase 1's trained head (``"phase1"``)."""
     from toxhelpers.artifacts import require_artifact
 
-    spec = load_spec(artifacts_dir, "phase1")
-    head = build_head(hidden_size, spec.head_sizes, spec.head_dropout)
-    head.load_weights(str(require_artifact(artifacts_dir, "phase1_head")))
-    return head, spec
+    stage = _checked_stage(stage, ("model", "phase1"))
+    head = read_head(require_artifact(artifacts_dir, f"{stage}_head").parent)
+    return head, load_spec(artifacts_dir, stage)
 
 
 def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
@@ -297,6 +351,13 @@ def finetuned_path(artifacts_dir: str | os.PathLike) -> Path:
     from toxhelpers.artifacts import artifact_path
 
     return artifact_path(artifacts_dir, "finetuned_model")
+
+
+def scaled_path(artifacts_dir: str | os.PathLike) -> Path:
+    """Where lesson 11 saves the classifier it fine-tuned under a strategy (for :func:`load_classifier`)."""
+    from toxhelpers.artifacts import artifact_path
+
+    return artifact_path(artifacts_dir, "scaled_model")
 
 
 def load_finetuned(artifacts_dir: str | os.PathLike) -> tuple[tf_keras.Model, Any, ClassifierSpec]:
@@ -328,11 +389,11 @@ def _checked_stage(stage: str, allowed: tuple[str, ...] = STAGES) -> str:
 def save_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any, labels: Any, probabilities: Any,
                      threshold: float = 0.5, stage: str = "finetuned") -> Path:
     """Write a split's probabilities (columns id, label, probability, predicted) so later lessons
-    read them instead of running the model again: phase 1's (``stage="phase1"``, lesson 5) or the
-    fine-tuned model's (``"finetuned"``, lesson 6)."""
+    read them instead of running the model again: phase 1's (``stage="phase1"``, lesson 5), the
+    fine-tuned model's (``"finetuned"``, lesson 6) or lesson 11's (``"scaled"``)."""
     from toxhelpers.artifacts import write_predictions
 
-    name = f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions"
+    name = f"{_checked_stage(stage, PREDICTION_STAGES)}_predictions"
     return write_predictions(artifacts_dir, name, split, ids, labels, probabilities, threshold)
 
 
@@ -341,4 +402,4 @@ def load_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any = No
     lesson 3); with ``ids``, the rows in that order (every id must be there)."""
     from toxhelpers.artifacts import read_predictions
 
-    return read_predictions(artifacts_dir, f"{_checked_stage(stage, ('phase1', 'finetuned'))}_predictions", split, ids)
+    return read_predictions(artifacts_dir, f"{_checked_stage(stage, PREDICTION_STAGES)}_predictions", split, ids)

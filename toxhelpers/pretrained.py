@@ -136,10 +136,18 @@ def _finish(requested: str, folder: Path, source: str, notice: str | None, annou
     return resolved
 
 
+_ANNOUNCED: set[tuple[str, str | None]] = set()  # (weights sha256, notice) already said in this process
+
+
 def _announce(resolved: Checkpoint, how: str = "") -> None:
-    """Say which weights a lesson uses, with the fallback notice when the bundled encoder stands in."""
+    """Say which weights a lesson uses, with the fallback notice when the bundled encoder stands in:
+    once per process (a lesson's kernel), on stdout, however many cells resolve the weights."""
+    said = (resolved.weights_sha256, resolved.notice)
+    if said in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(said)
     if resolved.notice:
-        print(resolved.notice, file=sys.stderr)  # stderr: shown highlighted in Jupyter and in logs
+        print(resolved.notice)
     print(f"Pretrained encoder{how}: {resolved.describe()['model_id']} ({resolved.model_type}, "
           f"{resolved.source}), weights {resolved.weights_file.name} sha256 {resolved.weights_sha256[:12]}...")
 

@@ -253,22 +253,17 @@ def head_grid(features: dict[str, dict[str, np.ndarray]], labels: dict[str, np.n
     return pd.DataFrame(rows).sort_values("val_roc_auc", ascending=False, ignore_index=True)
 
 
-# The article's phase-1 head: [CLS] vector, Dense 256 -> 32 -> 1, Adam at 5e-5.
-ARTICLE_HEAD = {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32]}
-HEAD_CHOICES = ("article", "grid")
+# Lesson 5's choices: train lesson 4's head, or carry the best head of a grid into lesson 6.
+HEAD_CHOICES = ("lesson 4", "grid")
 
 
-def choose_head(grid: pd.DataFrame, head_choice: str) -> dict[str, Any]:
-    """The head configuration to carry into fine-tuning: the article's, or the grid's best.
+def grid_winner(grid: pd.DataFrame) -> dict[str, Any]:
+    """The best configuration of a :func:`head_grid` table (its first row), to carry into fine-tuning.
 
     The grid ranks heads by phase-1 validation ROC-AUC, i.e. as frozen models. That is not the
-    same as the best starting point for fine-tuning, which only a phase-2 run can tell; hence a
-    choice, made once on validation results and kept as a parameter.
+    same as the best starting point for fine-tuning, which only a phase-2 run can tell; hence
+    lesson 5's ``head_choice``, made once on validation results and kept as a parameter.
     """
-    if head_choice not in HEAD_CHOICES:
-        raise ValueError(f"head_choice must be one of {HEAD_CHOICES}, got {head_choice!r}")
-    if head_choice == "article":
-        return dict(ARTICLE_HEAD, head_sizes=list(ARTICLE_HEAD["head_sizes"]))
     if grid.empty:
         raise ValueError("head_choice='grid' needs at least one trained grid configuration")
     best = grid.iloc[0]

@@ -1,12 +1,12 @@
 """The slow tier: the full walkthrough on the shared sample, its headline numbers checked against
-the ones the README reports. Not in the default run (``-m 'not slow'``); run it with
+the ones docs/results.md reports. Not in the default run (``-m 'not slow'``); run it with
 
     ./dev test -m slow                                   # runs the full profile (about 20 min on 2 cores)
     TOXHELPERS_FULL_REPORT=reports/full ./dev test -m slow   # checks a full run you already made
 
 A run on another machine, library build or CPU may differ in the last digits; the tolerances
 below are what one reseeded or re-threaded run moved these numbers by here, not a promise of
-bit-for-bit equality. A miss larger than that means the recipe changed: update the README.
+bit-for-bit equality. A miss larger than that means the recipe changed: update docs/results.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from toxhelpers.artifacts import read_json
 
 pytestmark = pytest.mark.slow
 
-# metric key -> (the README's number, tolerance). The README's "Results" section reports these.
+# metric key -> (the number docs/results.md reports, tolerance).
 README_NUMBERS = {
     "data.majority_accuracy.test": (0.5231, 5e-5),  # data handling is exact (the README rounds)
     "training.validation.roc_auc": (0.9239, 0.005),  # phase 1 (frozen encoder)

@@ -80,25 +80,63 @@ def test_same_seed_same_splits(walkthrough: RunResult, walkthrough_data: Path, t
     assert compare_metrics(first, second, tolerance=0.0) == []
 
 
-def test_phase1_uncached_path_under_a_strategy_trains_like_one_process(walkthrough: RunResult, walkthrough_data: Path,
-                                                                       tmp_path: Path) -> None:
-    """Lesson 5's cached_features=False path with strategy="mirrored" (on this CPU one replica: the
-    strategy's scope, the per-replica batch and the distributed dataset, the code a GPU machine
-    runs) gives the one-process path's phase-1 predictions; two replicas are checked against one
-    process in tests/unit/test_distribute.py."""
+def test_the_lessons_checks_hold(walkthrough: RunResult) -> None:
+    """The checks the lessons print as sentences (no assert in a lesson), asserted here."""
+    metrics = walkthrough.metrics
+    assert metrics["training.transplant_max_abs_difference"] < 1e-4  # head on features = head on the encoder
+    assert metrics["finetuning.phase1_reassembly_max_abs_difference"] < 1e-4  # lesson 6 starts from lesson 5's model
+    assert metrics["finetuning.reload_max_abs_difference"] < 1e-5  # the saved model reloads unchanged
+    assert metrics["serving.fp32.max_abs_difference"] < 1e-4  # ONNX fp32 gives TensorFlow's answers
+
+
+def test_lesson_11_under_a_strategy_trains_like_one_process(walkthrough: RunResult, walkthrough_data: Path,
+                                                            tmp_path: Path) -> None:
+    """Lesson 11 with strategy="mirrored" (on this CPU one replica: the strategy's scope, the
+    per-replica batch and the distributed dataset, the code a GPU machine runs) gives the
+    walkthrough's one-process predictions; two replicas are checked against one process in
+    tests/unit/test_distribute.py."""
     import shutil
 
     from toxhelpers import model
 
-    predictions = {}
-    for strategy in ("default", "mirrored"):
-        out = tmp_path / strategy
-        shutil.copytree(walkthrough.folder.root, out)
-        result = smoke_run(out, walkthrough_data, {"cached_features": False, "strategy": strategy}, only=["05"])
-        assert result.ok, result.failure
-        predictions[strategy] = model.load_predictions(out / "artifacts", "validation", stage="phase1")["probability"].to_numpy()
-    assert len(predictions["default"]) > 0
-    assert abs(predictions["default"] - predictions["mirrored"]).max() < 1e-6
+    out = tmp_path / "mirrored"
+    shutil.copytree(walkthrough.folder.root, out)
+    result = smoke_run(out, walkthrough_data, {"strategy": "mirrored"}, only=["11"])
+    assert result.ok, result.failure
+    one_process = model.load_predictions(walkthrough.folder.artifacts, "validation", stage="scaled")["probability"]
+    mirrored = model.load_predictions(out / "artifacts", "validation", stage="scaled")["probability"]
+    assert len(one_process) > 0 and abs(one_process.to_numpy() - mirrored.to_numpy()).max() < 1e-6
+
+
+def test_a_head_edited_in_lesson_4_is_the_head_lessons_5_6_train_and_lesson_8_serves(walkthrough: RunResult,
+                                                                                  walkthrough_data: Path,
+                                                                                  tmp_path: Path) -> None:
+    """One idea, one edit: a LayerNormalization added to lesson 4's build_head cell, as a learner
+    would, reaches lesson 5's training, lesson 6's saved model and lesson 8's reloaded classifier."""
+    import shutil
+
+    notebooks = tmp_path / "notebooks"
+    shutil.copytree(DEFAULT_NOTEBOOKS_DIR, notebooks)
+    lesson_4 = notebooks / "04_model.ipynb"
+    content = json.loads(lesson_4.read_text())
+    dropout = 'tf_keras.layers.Dropout(dropout, seed=seed + index, name=f"dropout_{index + 1}")]'
+    edited = [cell for cell in content["cells"] if dropout in "".join(cell["source"])]
+    assert len(edited) == 1, "lesson 4 no longer has the build_head cell this test edits"
+    edited[0]["source"] = "".join(edited[0]["source"]).replace(
+        dropout, 'tf_keras.layers.LayerNormalization(name=f"norm_{index + 1}"),\n                   ' + dropout)
+    lesson_4.write_text(json.dumps(content))
+    out = tmp_path / "report"
+    shutil.copytree(walkthrough.folder.root, out)
+    result = smoke_run(out, walkthrough_data, {"latency_repeats": 1, "long_comment_rows": 0},
+                       only=["04", "05", "06", "08"], notebooks_dir=notebooks)
+    assert result.ok, result.failure
+    built = json.loads((out / "artifacts" / "model" / "head.json").read_text())
+    served = json.loads((out / "artifacts" / "finetuned" / "model" / "head.json").read_text())
+    layers = [layer["class_name"] for layer in built["config"]["layers"]]
+    assert "LayerNormalization" in layers
+    assert [layer["class_name"] for layer in served["config"]["layers"]] == layers
+    assert ["LayerNormalization" in name for name in result.metrics["serving.head_layers"]].count(True) == 2
+    assert result.metrics["serving.fp32.max_abs_difference"] < 1e-4
 
 
 def child_processes(pid: int) -> list[int]:

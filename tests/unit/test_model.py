@@ -64,3 +64,31 @@ def test_malformed_spec_names_the_file(tmp_path, content, problem):
 def test_encoder_of_finds_the_encoder_a_classifier_was_built_on(encoder):
     classifier = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls")
     assert model.encoder_of(classifier) is encoder
+
+
+def test_a_head_of_built_in_layers_is_saved_and_read_back_layers_and_all(tmp_path):
+    """Lesson 4's head, however a learner builds it from Keras layers, is the head later lessons reload."""
+    from toxhelpers.tf_setup import tf_keras
+
+    head = tf_keras.Sequential([tf_keras.Input(shape=(8,)), tf_keras.layers.Dense(4, activation="relu"),
+                                tf_keras.layers.LayerNormalization(), tf_keras.layers.Dropout(0.1),
+                                tf_keras.layers.Dense(1, activation="sigmoid")], name="head")
+    model.write_head(head, tmp_path)
+    again = model.read_head(tmp_path)
+    assert [type(layer).__name__ for layer in again.layers] == ["Dense", "LayerNormalization", "Dropout", "Dense"]
+    vectors = np.random.default_rng(0).normal(size=(3, 8)).astype("float32")
+    assert np.array_equal(head(vectors).numpy(), again(vectors).numpy())
+    assert model.head_sizes_of(again) == [4]
+
+
+def test_a_head_whose_json_names_code_is_refused_unread(tmp_path):
+    """A Lambda layer's JSON carries Python bytecode: refused, never rebuilt, on write and on read."""
+    from toxhelpers.tf_setup import tf_keras
+
+    head = tf_keras.Sequential([tf_keras.Input(shape=(2,)), tf_keras.layers.Lambda(lambda x: x * 2),
+                                tf_keras.layers.Dense(1)], name="head")
+    with pytest.raises(ValueError, match=r"uses layer class\(es\) \['Lambda'\]"):
+        model.write_head(head, tmp_path)
+    (tmp_path / model.HEAD_FILE).write_text(head.to_json())
+    with pytest.raises(ValueError, match=rf"{tmp_path / model.HEAD_FILE} uses layer class\(es\) \['Lambda'\]"):
+        model.read_head(tmp_path)

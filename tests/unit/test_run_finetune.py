@@ -1,4 +1,4 @@
-"""toxhelpers finetune: the parameters it injects into lesson 6 (running the lesson is the notebook tier's job)."""
+"""toxhelpers finetune: the parameters it injects into lesson 11 (running the lesson is the notebook tier's job)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,18 @@ def parameters(tmp_path, *extra: str) -> dict:
 def test_strategy_precision_and_overrides_are_injected_checked(tmp_path):
     injected = parameters(tmp_path, "--strategy", "multi_worker", "--precision", "mixed_bfloat16",
                           "-p", "batch_size=16", "-p", "learning_rate=2e-5")
-    assert injected == {"artifacts_dir": str(tmp_path.resolve()), "strategy": "multi_worker",
+    assert injected == {"artifacts_dir": str(tmp_path.resolve()), "strategy": "multi_worker", "scaling_rows": 0,
                         "precision": "mixed_bfloat16", "batch_size": 16, "learning_rate": 2e-5}
 
 
-def test_defaults_are_the_lessons(tmp_path):
+def test_defaults_are_the_lessons_on_every_training_row(tmp_path):
     assert parameters(tmp_path) == {"artifacts_dir": str(tmp_path.resolve()), "strategy": "default",
-                                    "precision": "float32"}
+                                    "precision": "float32", "scaling_rows": 0}
+    assert parameters(tmp_path, "-p", "scaling_rows=64")["scaling_rows"] == 64
 
 
 @pytest.mark.parametrize("override, message", [
-    ("bogus=1", "-p bogus: not a parameter of 06_finetuning.ipynb"),
+    ("bogus=1", "-p bogus: not a parameter of 11_scaling_out.ipynb"),
     ("strategy=mirrored", "use --strategy instead"),
     ("batch_size=0", "parameter batch_size=0: expected an integer >= 1"),
 ])

@@ -63,11 +63,14 @@ def test_training_set_names():
         tokenization.training_split("augmented")
 
 
-def test_later_lessons_get_the_checkpoint_lesson_3_recorded_and_changed_weights_are_an_error(tmp_path, capsys):
+def test_later_lessons_get_the_checkpoint_lesson_3_recorded_and_changed_weights_are_an_error(tmp_path, capsys,
+                                                                                            monkeypatch):
     """Decided once: lesson 3 records the weights; lessons 4-6 resolve exactly those again."""
     import shutil
 
     from toxhelpers import pretrained
+
+    monkeypatch.setattr(pretrained, "_ANNOUNCED", set())  # said once per process: say it here
 
     folder = tmp_path / "encoder"
     shutil.copytree(pretrained.bundled_encoder_dir(), folder)

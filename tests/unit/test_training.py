@@ -103,10 +103,11 @@ def test_validation_scores_feed_early_stopping_and_keep_each_epochs_probabilitie
     assert steps_log["learning_rate"].iloc[0] < steps_log["learning_rate"].max()  # warm-up
 
 
-def test_the_parameter_check_knows_every_schedule():
+def test_the_parameter_check_knows_every_schedule_and_head_choice():
     from toxhelpers.run import checks
 
     assert checks.LEARNING_RATE_SCHEDULES == training.SCHEDULES
+    assert checks.HEAD_CHOICES == training.HEAD_CHOICES
 
 
 @pytest.mark.parametrize("pooling", model.POOLINGS)
@@ -134,16 +135,10 @@ def test_padding_throughput_puts_the_weights_back(encoder, encoded, comment_labe
     assert all(np.array_equal(a, b) for a, b in zip(before, full.get_weights()))
 
 
-def test_choose_head_takes_the_article_head_or_the_grid_winner():
+def test_the_grid_winner_is_its_best_row():
     grid = pd.DataFrame([{"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128], "val_roc_auc": 0.96},
                          {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32], "val_roc_auc": 0.92}])
-    assert training.choose_head(grid, "grid") == {"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128]}
-    article = training.choose_head(grid, "article")
-    assert article == {"pooling": "cls", "learning_rate": 5e-5, "head_sizes": [256, 32]}
-    article["head_sizes"].append(1)  # the caller's copy: the module's recipe stays as it is
-    assert training.ARTICLE_HEAD["head_sizes"] == [256, 32]
-    with pytest.raises(ValueError, match=r"head_choice must be one of \('article', 'grid'\), got 'best'"):
-        training.choose_head(grid, "best")
+    assert training.grid_winner(grid) == {"pooling": "mean", "learning_rate": 1e-3, "head_sizes": [128]}
     with pytest.raises(ValueError, match="needs at least one trained grid configuration"):
-        training.choose_head(grid.iloc[:0], "grid")
+        training.grid_winner(grid.iloc[:0])
 

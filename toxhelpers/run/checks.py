@@ -99,6 +99,8 @@ SHARE = Rule(low=0, high=1, low_open=True, high_open=True)  # strictly between 0
 DROPOUT = Rule(low=0, high=1, high_open=True)
 # training.SCHEDULES, spelled out here because training imports TensorFlow (a test keeps them equal)
 LEARNING_RATE_SCHEDULES = ("constant", "linear")
+# training.HEAD_CHOICES, spelled out here for the same reason (a test keeps them equal)
+HEAD_CHOICES = ("lesson 4", "grid")
 # confidence.SCALINGS, spelled out here for the same reason (a test keeps them equal)
 CALIBRATION_SCALINGS = ("temperature", "platt")
 SEQUENCE_LENGTH_KEYS = ("max_length", "benchmark_length")  # capped by the encoder, see check_encoder_limit
@@ -141,6 +143,11 @@ def parameter_rules() -> dict[str, Rule]:
         "focal_alpha": Rule(low=0, high=1),
         "learning_rate": POSITIVE,
         "training_set": Rule(choices=tokenization.TRAINING_SETS),
+        "head_learning_rate": POSITIVE,
+        "head_epochs": AT_LEAST_ONE,
+        "head_patience": AT_LEAST_ZERO,
+        "head_batch_size": AT_LEAST_ONE,
+        "head_choice": Rule(choices=HEAD_CHOICES),
         "epochs": AT_LEAST_ONE,
         "patience": AT_LEAST_ZERO,
         "batch_size": AT_LEAST_ONE,
@@ -153,8 +160,10 @@ def parameter_rules() -> dict[str, Rule]:
         "warmup_fraction": Rule(low=0, high=1, high_open=True),
         "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2),  # and >= max_length, checked in lesson 6
         "compare_padding_batches": AT_LEAST_ZERO,
+        # 11_scaling_out
         "strategy": Rule(choices=distribute.STRATEGIES),
         "precision": Rule(choices=distribute.PRECISIONS),
+        "scaling_rows": AT_LEAST_ZERO,  # 0: every training row
         # 07_evaluation
         "tfidf_C_grid": POSITIVE,
         "target_recall": Rule(low=0, high=1, low_open=True),

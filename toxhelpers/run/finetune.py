@@ -1,10 +1,11 @@
-"""``toxhelpers finetune``: lesson 6 itself, headless, as one process of a (possibly distributed) run.
+"""``toxhelpers finetune``: lesson 11 itself, headless, as one process of a (possibly distributed) run.
 
-Not a second training path: the command executes lesson 6 (``artifacts.LESSONS["finetuning"]``) through
-papermill with ``artifacts_dir``, ``strategy``, ``precision`` and any ``-p key=value`` injected,
-checked like ``toxhelpers run`` checks them. Lessons 1-5 must have run into the artifacts folder
-first (e.g. ``toxhelpers run --until 05``); every worker needs that folder (a shared file
-system, or a copy of it on each machine).
+Not a second training path: the command executes lesson 11 (``artifacts.LESSONS["scaling"]``, lesson
+6's fine-tuning under a ``tf.distribute`` strategy) through papermill with ``artifacts_dir``,
+``strategy``, ``precision``, ``scaling_rows=0`` (every training row; ``-p scaling_rows=N`` for a
+quick check) and any ``-p key=value`` injected, checked like ``toxhelpers run`` checks them. Lessons
+1-6 must have run into the artifacts folder first (e.g. ``toxhelpers run --until 06``); every worker
+needs that folder (a shared file system, or a copy of it on each machine).
 
 Two processes on one machine (two terminals; the ports are any two free ones):
 
@@ -14,8 +15,9 @@ Two processes on one machine (two terminals; the ports are any two free ones):
         toxhelpers finetune --artifacts-dir reports/demo/artifacts --strategy multi_worker
 
 Two machines: the same, with ``"worker": ["host1:23456", "host2:23456"]`` on both and index 0 on
-host1, 1 on host2. Worker 0 is the chief: it writes the artifacts and its executed notebook
-(``--out``); the others write theirs to a scratch folder that is removed when they finish.
+host1, 1 on host2. Worker 0 is the chief: it writes lesson 11's artifacts (``scaled/``) and its
+executed notebook (``--out``); the others write theirs to a scratch folder that is removed when
+they finish.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from toxhelpers.artifacts import LESSONS
 from toxhelpers.run.errors import UsageError
 
-LESSON = LESSONS["finetuning"]  # the notebook, named in the one table of lessons
+LESSON = LESSONS["scaling"]  # the notebook, named in the one table of lessons
 DEFAULT_OUT = Path("reports") / "finetune" / LESSON
 
 
@@ -40,18 +42,18 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     parser.add_argument("--artifacts-dir", required=True, type=Path,
-                        help="the artifacts folder lessons 1-5 wrote (the chief writes lesson 6's there)")
+                        help="the artifacts folder lessons 1-6 wrote (the chief writes lesson 11's there)")
     parser.add_argument("--strategy", default="default", choices=distribute.STRATEGIES)
     parser.add_argument("--precision", default="float32", choices=distribute.PRECISIONS)
     parser.add_argument("-p", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other parameter of lesson 6, e.g. -p batch_size=16")
+                        help="any other parameter of lesson 11, e.g. -p batch_size=16")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the chief's executed notebook ({DEFAULT_OUT})")
     parser.add_argument("--notebooks-dir", type=Path, default=DEFAULT_NOTEBOOKS_DIR)
     return parser.parse_args(argv)
 
 
 def lesson_parameters(args: argparse.Namespace, notebook: Path) -> dict[str, Any]:
-    """The parameters to inject, checked against lesson 6's parameters cell and the run rules."""
+    """The parameters to inject, checked against lesson 11's parameters cell and the run rules."""
     from toxhelpers.recording import declared_parameters, parameters_cell
     from toxhelpers.run import checks
     from toxhelpers.run.parameters import parse_value, split_override
@@ -64,7 +66,7 @@ def lesson_parameters(args: argparse.Namespace, notebook: Path) -> dict[str, Any
     unknown = sorted(set(typed) - set(declared))
     if unknown:
         raise UsageError(f"-p {', '.join(unknown)}: not a parameter of {notebook.name}; it has {', '.join(declared)}")
-    values = {key: parse_value(text) for key, text in typed.items()}
+    values = {"scaling_rows": 0, **{key: parse_value(text) for key, text in typed.items()}}
     values.update(strategy=args.strategy, precision=args.precision)
     try:
         values = checks.checked_values(values, {notebook.name: declared}, typed)
@@ -74,7 +76,7 @@ def lesson_parameters(args: argparse.Namespace, notebook: Path) -> dict[str, Any
 
 
 def main(argv: list[str]) -> int:
-    """Run lesson 6 once in this process's role (chief or not, from ``TF_CONFIG``)."""
+    """Run lesson 11 once in this process's role (chief or not, from ``TF_CONFIG``)."""
     from toxhelpers import distribute
 
     args = parse_arguments(argv)
@@ -83,7 +85,7 @@ def main(argv: list[str]) -> int:
         if not notebook.is_file():
             raise UsageError(f"no {LESSON} in {args.notebooks_dir}; point --notebooks-dir at the lessons")
         if not args.artifacts_dir.is_dir():
-            raise UsageError(f"--artifacts-dir {args.artifacts_dir}: no such folder; run lessons 1-5 into it first")
+            raise UsageError(f"--artifacts-dir {args.artifacts_dir}: no such folder; run lessons 1-6 into it first")
         parameters = lesson_parameters(args, notebook)
         distribute.cluster_config()  # a broken TF_CONFIG, said before a kernel starts
     except (UsageError, ValueError) as error:

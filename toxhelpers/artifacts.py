@@ -41,6 +41,12 @@ LESSONS = {
 }
 
 
+# Training checkpoints live in a hidden folder: the run tooling never counts a file in it as a
+# lesson's input or output (a checkpoint is not a result), so it survives an interrupted run for
+# the rerun to resume from; toxhelpers.run discards it when the lesson's code or inputs changed.
+CHECKPOINTS_DIR = ".checkpoints"
+
+
 @dataclass(frozen=True)
 class Artifact:
     """One thing a lesson writes for later ones: its place under ``artifacts_dir`` (``{fields}``
@@ -87,6 +93,12 @@ ARTIFACTS = {
                                       "the fine-tuned model's validation and test probabilities"),
     "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
                                   "threshold, validation and test metrics, and the training time"),
+    "training_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/training", "training", "training.TrainingCheckpoint",
+                                    "lesson 5's training state with cached_features=False, saved every "
+                                    "checkpoint_every steps so an interrupted fit resumes; removed when the fit completes"),
+    "finetuning_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/finetuning", "finetuning", "training.TrainingCheckpoint",
+                                      "lesson 6's fine-tuning state, saved every checkpoint_every steps so an "
+                                      "interrupted fit resumes; removed when the fit completes"),
     "scaled_model": Artifact("scaled/model", "scaling", "model.load_classifier",
                              "the classifier lesson 11 fine-tuned under a tf.distribute strategy (the chief's copy)"),
     "scaled_predictions": Artifact("scaled/{split}_predictions.parquet", "scaling", "model.load_predictions",
@@ -121,6 +133,12 @@ def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) ->
         return Path(artifacts_dir) / template.format(**fields)
     except KeyError as missing:
         raise KeyError(f"artifact {name!r} ({template}) needs {missing}; got {sorted(fields) or 'no fields'}") from None
+
+
+def checkpoint_folders(artifacts_dir: str | os.PathLike, notebook: str) -> list[Path]:
+    """The training-checkpoint folders (artifacts under :data:`CHECKPOINTS_DIR`) lesson ``notebook`` writes."""
+    return [Path(artifacts_dir) / item.path for item in ARTIFACTS.values()
+            if item.produced_by == notebook and item.path.startswith(CHECKPOINTS_DIR + "/")]
 
 
 def require_artifact(artifacts_dir: str | os.PathLike, name: str, **fields: str) -> Path:

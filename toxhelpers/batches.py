@@ -9,6 +9,8 @@ traces few graph shapes instead of one per batch.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -112,6 +114,10 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     grouped by length with ``tf.data``'s ``bucket_by_sequence_length`` and padded to the bucket
     width, so a batch of short comments costs little. ``tokens_per_batch`` caps the token
     positions of any batch (:func:`bucket_batch_sizes`).
+
+    The batches are the same in every process for the same arguments (seeded shuffle, fixed
+    buckets); :func:`fingerprint` names them, so a training checkpoint can tell whether a rerun
+    would see the batches it saved its place in.
     """
     from toxhelpers.tf_setup import tf
 
@@ -126,8 +132,10 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     widths = padded_widths(encoded["input_ids"].shape[1], padding, step)
     sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
+    key = {"rows": _arrays_digest([features[name] for name in INPUT_NAMES] + [labels]), "batch_size": batch_size,
+           "padding": padding, "seed": seed, "step": step, "shuffle": shuffle, "tokens_per_batch": tokens_per_batch}
     if padding == "fixed":
-        return dataset.batch(sizes[0]).prefetch(tf.data.AUTOTUNE)
+        return _with_fingerprint(dataset.batch(sizes[0]).prefetch(tf.data.AUTOTUNE), key)
 
     def trim(inputs, label):
         length = tf.reduce_sum(inputs["attention_mask"])
@@ -138,13 +146,38 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     # unknown length it counts one optimiser step more than there were batches) and sizes bars.
     count = tf.data.experimental.assert_cardinality(
         batches_per_epoch(encoded, batch_size, padding, step, tokens_per_batch))
-    return dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).bucket_by_sequence_length(
+    return _with_fingerprint(dataset.map(trim, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).bucket_by_sequence_length(
         element_length_func=lambda inputs, label: tf.shape(inputs["input_ids"])[0],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=sizes + [batch_size],
         padded_shapes=({name: [None] for name in INPUT_NAMES}, []),
         pad_to_bucket_boundary=True,  # pad to the bucket's width: a small, fixed set of shapes
-    ).apply(count).prefetch(tf.data.AUTOTUNE)
+    ).apply(count).prefetch(tf.data.AUTOTUNE), key)
+
+
+def _arrays_digest(arrays: list[np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _with_fingerprint(dataset: Any, key: dict[str, Any]) -> Any:
+    dataset._toxhelpers_fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    return dataset
+
+
+def fingerprint(dataset: Any) -> str:
+    """What the batches of a :func:`training_dataset` depend on (its rows, labels, batch sizes,
+    padding, seed), as one hash; an error for a dataset built some other way, whose batches this
+    package cannot promise to reproduce."""
+    found = getattr(dataset, "_toxhelpers_fingerprint", None)
+    if found is None:
+        raise ValueError("expected a dataset made by batches.training_dataset (its seeded batches come out the same "
+                         f"in every process), got {type(dataset).__name__}")
+    return found
 
 
 def warmup_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_size: int = 32,

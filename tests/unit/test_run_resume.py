@@ -103,3 +103,59 @@ def test_running_a_subset_keeps_other_results_only_while_current(lessons: Path, 
     assert "stale" in result.status("02_use").reason
     assert "use.scaled_total" not in result.metrics  # its numbers describe the old 01 output
     assert result.metrics["make.total"] == 6.0
+
+
+# A stand-in for lesson 6's fit (named like it: the artifact table says whose checkpoints are
+# whose): it notes whether a checkpoint was there when it started, saves one, stops once if a
+# flag file says so (as an interrupt would), and removes the checkpoint when it completes.
+CHECKPOINTING = [
+    'artifacts_dir = "../artifacts"\nepochs = 1',
+    "import shutil\nfrom pathlib import Path\nfrom toxhelpers import recording\n"
+    "from toxhelpers.artifacts import artifact_path, write_json\n"
+    "folder = artifact_path(artifacts_dir, 'finetuning_checkpoint')\n"
+    "found = (folder / 'latest.json').is_file()\n"
+    "write_json({'step': 2}, folder / 'latest.json')\n"
+    "stop = Path(artifacts_dir).resolve().parents[1] / 'stop-once'\n"
+    "if stop.exists():\n    stop.unlink()\n    raise RuntimeError('stopped mid-fit')\n"
+    "shutil.rmtree(folder)",
+    "recording.Recorder(artifacts_dir, 'finetuning', globals()).metric('resumed', found)",
+]
+
+
+def test_an_interrupted_lessons_checkpoint_survives_only_into_a_rerun_of_the_same_code_and_inputs(
+        lessons: Path, profile: Path) -> None:
+    from tiny_lessons import write_notebook
+
+    write_notebook(lessons / "06_finetuning.ipynb", CHECKPOINTING)
+    flag = lessons.parent / "stop-once"
+    checkpoint = lessons.parent / "report" / "artifacts" / ".checkpoints" / "finetuning" / "latest.json"
+
+    flag.touch()
+    assert run(options(lessons, profile)).failure.notebook == "06_finetuning.ipynb" and checkpoint.is_file()
+    result = run(options(lessons, profile))  # the same code, parameters and inputs: resumed
+    assert statuses(result)["06_finetuning"] == "ran" and result.metrics["finetuning.resumed"] is True
+    manifest = (lessons.parent / "report" / ".state" / "06_finetuning.json").read_text()
+    assert ".checkpoints" not in manifest  # neither an input nor an output of the lesson
+
+    def edit_lesson() -> None:
+        notebook = nbformat.read(lessons / "06_finetuning.ipynb", as_version=4)
+        notebook.cells[-1].source += "\n# edited"
+        nbformat.write(notebook, lessons / "06_finetuning.ipynb")
+
+    flag.touch()
+    assert not run(options(lessons, profile, overrides=["epochs=2"])).ok and checkpoint.is_file()
+    result = run(options(lessons, profile, overrides=["epochs=3"]))  # another parameter: not resumed
+    assert result.ok and result.metrics["finetuning.resumed"] is False
+
+    flag.touch()
+    edit_lesson()
+    assert not run(options(lessons, profile, overrides=["epochs=3"])).ok and checkpoint.is_file()
+    edit_lesson()
+    result = run(options(lessons, profile, overrides=["epochs=3"]))  # other code: not resumed
+    assert result.ok and result.metrics["finetuning.resumed"] is False
+
+    flag.touch()
+    only_06 = dict(overrides=["epochs=3"], only=["06"], force=True)
+    assert not run(options(lessons, profile, **only_06)).ok and checkpoint.is_file()
+    result = run(options(lessons, profile, **only_06))  # --force: afresh
+    assert result.ok and result.metrics["finetuning.resumed"] is False

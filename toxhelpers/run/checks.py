@@ -160,6 +160,7 @@ def parameter_rules() -> dict[str, Rule]:
         "warmup_fraction": Rule(low=0, high=1, high_open=True),
         "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2),  # and >= max_length, checked in lesson 6
         "compare_padding_batches": AT_LEAST_ZERO,
+        "checkpoint_every": AT_LEAST_ZERO,  # training steps between saves of an interruptible fit; 0: never
         # 11_scaling_out
         "strategy": Rule(choices=distribute.STRATEGIES),
         "precision": Rule(choices=distribute.PRECISIONS),

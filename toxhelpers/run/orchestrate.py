@@ -25,8 +25,8 @@ from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, 
 from toxhelpers.run.parameters import DEFAULT_PROFILE, declared_parameters, resolve_parameters
 from toxhelpers.run.peak_memory import PeakMemory
 from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
-from toxhelpers.run.resume import (Context, assess, changed_files, claim, clear_previous, snapshot, utc_now,
-                                   write_manifest)
+from toxhelpers.run.resume import (Context, assess, changed_files, claim, clear_previous, keep_checkpoints_of_same_attempt,
+                                   snapshot, utc_now, write_manifest)
 from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
 from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
 
@@ -146,7 +146,7 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
         return True
     say(f"{counter} {notebook.name} ... (elapsed {clock(time.monotonic() - started)}; running because {reason})")
     status.reason = reason
-    if not execute_one(ctx, notebook, status, options.output):
+    if not execute_one(ctx, notebook, status, options.output, options.force):
         say(status.failure.message(ctx.folder))
         return False
     say(f"{counter} {notebook.name} done in {status.wall_seconds:.1f}s, peak memory {status.peak_memory_mb:,} MB "
@@ -164,11 +164,12 @@ def reuse(ctx: Context, notebook: Path, status: NotebookStatus, counter: str) ->
         f"(ran in {status.wall_seconds or 0:.1f}s; --force reruns it)")
 
 
-def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: str) -> bool:
+def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: str, force: bool = False) -> bool:
     """Execute one notebook and render its HTML, recording its files, memory and time in
     ``status``; False when it failed. What it wrote is claimed even on failure or Ctrl-C."""
     clear_previous(ctx, notebook)
     before = snapshot(ctx.folder.artifacts, ctx.hasher)
+    keep_checkpoints_of_same_attempt(ctx, notebook, before, force)
     began = time.monotonic()
     watch = PeakMemory()
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +224,30 @@ def clear_previous(ctx: Context, notebook: Path) -> None:
     ctx.folder.manifest(notebook).unlink(missing_ok=True)
     for relative in (manifest or {}).get("outputs", {}):
         (ctx.folder.artifacts / relative).unlink(missing_ok=True)
+
+
+def keep_checkpoints_of_same_attempt(ctx: Context, notebook: Path, before: Snapshot, force: bool = False) -> None:
+    """A lesson's training checkpoints (``artifacts/.checkpoints/...``, see
+    :class:`toxhelpers.training.TrainingCheckpoint`) are saved by an execution that may not finish.
+    Kept for the next execution only if it has the same key (notebook source, parameters, code,
+    versions, kernel, data folder) and the same inputs, so a fit resumes only state that its own
+    code and data saved; removed otherwise, and with ``--force``. Called just before the notebook
+    runs, with the artifacts as they are then (``before``); the hidden folder is neither an input
+    nor an output of the notebook, so nothing else deletes it or depends on it."""
+    from toxhelpers.artifacts import checkpoint_folders
+
+    owned = ctx.owned_from(notebook)
+    attempt = {"key": stable_hash(ctx.key_parts(notebook)),
+               "inputs": stable_hash({rel: info["sha256"] for rel, info in before.items() if rel not in owned})}
+    path = ctx.folder.attempt(notebook)
+    try:
+        previous = read_json(path) if path.is_file() else None
+    except (OSError, ValueError):
+        previous = None
+    if force or previous != attempt:
+        for folder in checkpoint_folders(ctx.folder.artifacts, notebook.name):
+            shutil.rmtree(folder, ignore_errors=True)
+    write_json(attempt, path)
 
 
 def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float) -> dict[str, Any]:

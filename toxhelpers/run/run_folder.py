@@ -41,6 +41,11 @@ class RunFolder:
     def manifest(self, notebook: Path) -> Path:
         return self.state / f"{notebook.stem}.json"
 
+    def attempt(self, notebook: Path) -> Path:
+        """The key and inputs of the notebook's latest execution, finished or not (see
+        :func:`toxhelpers.run.resume.keep_checkpoints_of_same_attempt`)."""
+        return self.state / f"{notebook.stem}.attempt.json"
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 

@@ -115,3 +115,16 @@ def augmenters(artifacts) -> dict:
     from toxhelpers import augment
 
     return {name: augment.make_augmenter(name, 0.1, artifacts_dir=artifacts) for name in augment.OFFLINE_METHODS}
+
+
+@pytest.fixture(scope="session")
+def one_process() -> dict:
+    """Six fine-tuning steps of the real encoder in one process, no strategy, batch 8
+    (``distributed_steps.py``): what the tf.distribute and Ray agreement tests compare with."""
+    import tempfile
+
+    from distributed_steps import finish, start
+
+    with tempfile.TemporaryDirectory(prefix="one-process-") as folder:
+        tmp = Path(folder)
+        return finish(tmp, ("single", start(tmp, "single", "--batch-size", "8", "--artifacts", str(tmp / "artifacts"))))["single"]

@@ -27,6 +27,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+AGREEMENT = 1e-5  # see test_distribute.py's docstring
 ROWS_PER_BUCKET = 24
 SYNTHETIC_TRAIN = Path(__file__).resolve().parents[1] / "synthetic_data" / "train.csv"
 MAX_LENGTH = 32
@@ -106,6 +107,37 @@ def main(argv: list[str] | None = None) -> int:
              written=written, chief=distribute.is_chief(), probability_dtype=str(probabilities.dtype))
     print(json.dumps({"pid": os.getpid(), "written": written, "steps": steps}))
     return 0
+
+
+def start(tmp: Path, name: str, *args: str, tf_config: str | None = None):
+    """This script in a new process (``--result tmp/<name>.npz``, output in ``tmp/<name>.log``)."""
+    import subprocess
+
+    from toxhelpers import distribute
+
+    env = {**distribute.local_worker_environment(tf_config), "PYTHONPATH": str(PROJECT_ROOT)}
+    log = open(tmp / f"{name}.log", "w")
+    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--result", str(tmp / f"{name}.npz"), *args],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def agreement(result: dict, reference: dict) -> dict[str, float]:
+    """Max |difference| of the final weights and of the probabilities of two runs' results."""
+    import numpy as np
+
+    return {key: float(np.abs(result[key] - reference[key]).max()) for key in ("weights", "probabilities")}
+
+
+def finish(tmp: Path, *named, timeout: float = 600) -> dict[str, dict]:
+    """Wait for ``(name, process)`` pairs started by :func:`start`; their results, by name."""
+    import numpy as np
+
+    results = {}
+    for name, process in named:
+        assert process.wait(timeout=timeout) == 0, (tmp / f"{name}.log").read_text()[-3000:]
+        with np.load(tmp / f"{name}.npz") as saved:
+            results[name] = {key: saved[key] for key in saved.files}
+    return results
 
 
 if __name__ == "__main__":

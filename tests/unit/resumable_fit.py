@@ -3,7 +3,7 @@ as a process a test can interrupt (test_training_checkpoint.py starts it, signal
 
     python resumable_fit.py --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
 
-The real bundled encoder cut to two layers, with dropout on (0.1 in the encoder, 0.2 in the head:
+The real bundled encoder cut to one layer, with dropout on (0.1 in the encoder, 0.2 in the head:
 the masks are part of what a resume must reproduce), 48 synthetic comments of at most 32 tokens
 in length-bucketed batches of 8 (6 steps an epoch), a warm-up + linear-decay schedule, and the
 callbacks lesson 6 fits with (validation scores, early stopping, step log, progress bar).
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     training.seed_everything(SEED)
     checkpoint = pretrained.resolve_checkpoint(pretrained.BUNDLED, announce=False)
     config = pretrained.encoder_config(checkpoint, 0.1, 0.1)
-    config.num_hidden_layers = 2
+    config.num_hidden_layers = 1
     encoder = pretrained.load_encoder(checkpoint, config)
     encoded, labels = training_rows(pretrained.load_tokenizer(checkpoint))
     head = model.build_head(encoder.config.hidden_size, [16], dropout=0.2, seed=SEED)

@@ -11,18 +11,13 @@ differences are ~1e-7, and one shuffled batch or a mis-scaled loss moves them by
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from distributed_steps import AGREEMENT, agreement, finish, start
 from toxhelpers import distribute
-
-STEPS_SCRIPT = Path(__file__).with_name("distributed_steps.py")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-AGREEMENT = 1e-5
 
 
 def tf_config(ports: list[int], index: int, task_type: str = "worker", chief: int | None = None) -> dict[str, str]:
@@ -202,37 +197,9 @@ def test_float16_cannot_hold_a_confident_probability():
 # ------------------------------------------------------------------------------ agreement
 
 
-def run_steps(tmp: Path, name: str, *args: str, tf_config: str | None = None) -> subprocess.Popen:
-    env = {**distribute.local_worker_environment(tf_config), "PYTHONPATH": str(PROJECT_ROOT)}
-    log = open(tmp / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, str(STEPS_SCRIPT), "--result", str(tmp / f"{name}.npz"), *args],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def finish(tmp: Path, *named: tuple[str, subprocess.Popen], timeout: float = 600) -> dict[str, dict]:
-    results = {}
-    for name, process in named:
-        assert process.wait(timeout=timeout) == 0, (tmp / f"{name}.log").read_text()[-3000:]
-        with np.load(tmp / f"{name}.npz") as saved:
-            results[name] = {key: saved[key] for key in saved.files}
-    return results
-
-
-@pytest.fixture(scope="module")
-def one_process(tmp_path_factory) -> dict:
-    """The reference: one process, no strategy, batch 8."""
-    tmp = tmp_path_factory.mktemp("one_process")
-    return finish(tmp, ("single", run_steps(tmp, "single", "--batch-size", "8", "--artifacts", str(tmp / "artifacts"))))["single"]
-
-
-def agreement(result: dict, reference: dict) -> dict[str, float]:
-    return {"weights": float(np.abs(result["weights"] - reference["weights"]).max()),
-            "probabilities": float(np.abs(result["probabilities"] - reference["probabilities"]).max())}
-
-
 def test_two_workers_with_batch_4_train_like_one_process_with_batch_8(one_process, tmp_path):
     artifacts = tmp_path / "artifacts"
-    workers = [(f"worker{index}", run_steps(tmp_path, f"worker{index}", "--strategy", "multi_worker", "--batch-size", "4",
+    workers = [(f"worker{index}", start(tmp_path, f"worker{index}", "--strategy", "multi_worker", "--batch-size", "4",
                                             "--artifacts", str(artifacts), tf_config=config))
                for index, config in enumerate(distribute.local_tf_configs(2))]
     results = finish(tmp_path, *workers)
@@ -250,7 +217,7 @@ def test_two_workers_with_batch_4_train_like_one_process_with_batch_8(one_proces
 
 
 def test_mirrored_on_two_logical_cpus_trains_like_one_device(one_process, tmp_path):
-    results = finish(tmp_path, ("mirrored", run_steps(tmp_path, "mirrored", "--strategy", "mirrored", "--logical-cpus", "2",
+    results = finish(tmp_path, ("mirrored", start(tmp_path, "mirrored", "--strategy", "mirrored", "--logical-cpus", "2",
                                                       "--batch-size", "4", "--artifacts", str(tmp_path / "artifacts"))))
     result = results["mirrored"]
     assert int(result["replicas"]) == 2 and int(result["iterations"]) == 6

@@ -25,12 +25,14 @@ def test_environment_yml_matches_pyproject():
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     conda_pins = pins([line for line in pip_section if not line.startswith("-")])
     project = pyproject()["project"]
-    wanted = pins(project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    wanted = pins(project["dependencies"] + extras["dev"] + extras["ray"])
     assert conda_pins == wanted
 
 
 def test_every_dependency_is_pinned_and_constraints_agree():
-    deps = pins(pyproject()["project"]["dependencies"])
+    project = pyproject()["project"]
+    deps = pins(project["dependencies"] + [item for extra in project["optional-dependencies"].values() for item in extra])
     assert all(spec.startswith("==") for spec in deps.values()), deps
     constraints = pins([line for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
                         if line and not line.startswith("#")])

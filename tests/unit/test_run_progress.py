@@ -72,3 +72,20 @@ def test_a_finished_cell_stops_its_clock() -> None:
     progress.cell_started(2, "x = 1", is_code=True)
     progress.cell_finished()
     assert progress.status_line(200) == "    [##########..........] 1/2 cells 0:00:00"
+
+
+def test_the_running_cells_latest_output_line_follows_it() -> None:
+    """A training progress bar (tqdm redraws with a carriage return) shows its steps done and the
+    time left on the terminal line; the next cell starts without it."""
+    progress = CellProgress(Terminal(), tick=60)
+    progress.begin(30)
+    progress.cell_started(12, "training.seed_everything(seed)  # the same shuffles and dropout draws on every run", True)
+    progress.output("epoch 1/1:   0%|          | 0/13 [00:00<?, ?batch/s]")
+    progress.output("\repoch 1/1:  38%|###8      | 5/13 [00:30<00:48,  6.02s/batch]")
+    progress.output("\n")
+    line = progress.status_line(200)
+    assert line.endswith("cell 12 (0s): training.seed_everything(seed)  # the...  "
+                         "| epoch 1/1:  38%|###8      | 5/13 [00:30<00:48,  6.02s/batch]")
+    progress.cell_finished()
+    progress.cell_started(13, "history.round(4)", True)
+    assert progress.status_line(200).endswith("cell 13 (0s): history.round(4)")

@@ -287,7 +287,7 @@ def fit_result(tmp: Path, name: str, process: subprocess.Popen) -> dict:
 
 
 def test_a_fit_killed_by_sigint_or_sigkill_resumes_and_ends_with_the_model_never_stopped(tmp_path):
-    """The bundled encoder (two layers, dropout on) fitting 2 epochs of 6 steps, saved every 2 steps:
+    """The bundled encoder (one layer, dropout on) fitting 2 epochs of 6 steps, saved every 2 steps:
     one process stopped by SIGINT in epoch 1, one killed by SIGKILL in epoch 2, each rerun into the
     same folder; both end with the weights, validation probabilities, history and step log of a
     process that never saved (measured: identical, max |difference| 0.0). The three first

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,15 +28,18 @@ ENGINE = "toxhelpers-progress"  # papermill's nbclient engine, reporting each ce
 
 
 class Tee:
-    """A stream papermill writes a kernel's output to: the terminal (when verbose) and a log file."""
+    """A stream papermill writes a kernel's output to: the terminal (when verbose) and a log file,
+    and, in the compact view, the progress line (``listener``)."""
 
-    def __init__(self, terminal: TextIO | None, log: TextIO):
-        self.terminal, self.log = terminal, log
+    def __init__(self, terminal: TextIO | None, log: TextIO, listener: Callable[[str], None] | None = None):
+        self.terminal, self.log, self.listener = terminal, log, listener
 
     def write(self, text: str) -> int:
         for stream in (self.terminal, self.log):
             if stream is not None:
                 stream.write(text)
+        if self.listener is not None:
+            self.listener(text)
         return len(text)
 
     def flush(self) -> None:
@@ -172,11 +176,12 @@ def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
     terminal = output == VERBOSE
     progress = CellProgress() if output == COMPACT else contextlib.nullcontext()
     with open(log_path, "w", encoding="utf-8") as log, progress as cells:
+        listener = cells.output if isinstance(cells, CellProgress) and cells.interactive else None
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=ctx.passed(notebook), kernel_name=KERNEL,
             cwd=str(notebook.parent), progress_bar=False, log_output=False,
-            stdout_file=Tee(sys.stdout if terminal else None, log),
-            stderr_file=Tee(sys.stderr if terminal else None, log),
+            stdout_file=Tee(sys.stdout if terminal else None, log, listener),
+            stderr_file=Tee(sys.stderr if terminal else None, log, listener),
             extra_arguments=KERNEL_ARGUMENTS, engine_name=progress_engine(), cell_progress=cells,
         )
 

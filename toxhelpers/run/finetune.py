@@ -18,6 +18,12 @@ Two machines: the same, with ``"worker": ["host1:23456", "host2:23456"]`` on bot
 host1, 1 on host2. Worker 0 is the chief: it writes lesson 11's artifacts (``scaled/``) and its
 executed notebook (``--out``); the others write theirs to a scratch folder that is removed when
 they finish.
+
+With Ray (``--engine ray``, the optional extra ``.[ray]``), one command starts them all: Ray Train
+starts ``--workers`` processes, gives each its ``TF_CONFIG`` and runs lesson 11 in each
+(:mod:`toxhelpers.run.ray_engine`), on this machine or on a Ray cluster (``--ray-address auto``):
+
+    toxhelpers finetune --artifacts-dir reports/demo/artifacts --engine ray --workers 2
 """
 
 from __future__ import annotations
@@ -49,7 +55,34 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="any other parameter of lesson 11, e.g. -p batch_size=16")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the chief's executed notebook ({DEFAULT_OUT})")
     parser.add_argument("--notebooks-dir", type=Path, default=DEFAULT_NOTEBOOKS_DIR)
+    parser.add_argument("--engine", default="process", choices=ENGINES,
+                        help="process: this process is one worker (TF_CONFIG from the environment); "
+                             "ray: Ray Train starts --workers workers and gives each its TF_CONFIG")
+    parser.add_argument("--workers", type=int, default=None, help="with --engine ray: how many worker processes")
+    parser.add_argument("--ray-address", default="local",
+                        help="with --engine ray: 'local' (default) starts Ray on this machine; 'auto' joins "
+                             "the cluster this machine is part of (ray start, a KubeRay job); or a cluster's address")
     return parser.parse_args(argv)
+
+
+ENGINES = ("process", "ray")
+
+
+def check_engine(args: argparse.Namespace) -> None:
+    """--workers and --ray-address go with --engine ray, whose workers run ``multi_worker``."""
+    if args.engine == "process":
+        if args.workers is not None:
+            raise UsageError("--workers goes with --engine ray (with --engine process, TF_CONFIG names the workers)")
+        return
+    if args.workers is None or args.workers < 1:
+        raise UsageError(f"--engine ray needs --workers N (an integer >= 1), got {args.workers}")
+    if args.strategy == "default":
+        args.strategy = "multi_worker"
+    if args.strategy != "multi_worker":
+        raise UsageError(f"--engine ray runs one process per worker: --strategy multi_worker, got {args.strategy}")
+    from toxhelpers.run import ray_engine
+
+    ray_engine.require_ray()
 
 
 def lesson_parameters(args: argparse.Namespace, notebook: Path) -> dict[str, Any]:
@@ -86,16 +119,31 @@ def main(argv: list[str]) -> int:
             raise UsageError(f"no {LESSON} in {args.notebooks_dir}; point --notebooks-dir at the lessons")
         if not args.artifacts_dir.is_dir():
             raise UsageError(f"--artifacts-dir {args.artifacts_dir}: no such folder; run lessons 1-6 into it first")
+        check_engine(args)
         parameters = lesson_parameters(args, notebook)
-        distribute.cluster_config()  # a broken TF_CONFIG, said before a kernel starts
+        if args.engine == "process":
+            distribute.cluster_config()  # a broken TF_CONFIG, said before a kernel starts
     except (UsageError, ValueError) as error:
         print(f"toxhelpers finetune: {error}", file=sys.stderr)
         return 2
+    if args.engine == "ray":
+        from toxhelpers.run import ray_engine
+
+        ray_engine.run_workers(args.workers, notebook, args.out, parameters, args.ray_address)
+        return 0
+    execute_lesson(notebook, args.out, parameters)
+    return 0
+
+
+def execute_lesson(notebook: Path, out: Path, parameters: dict[str, Any]) -> None:
+    """Lesson 11 through papermill in this process's role: the chief writes the executed notebook
+    to ``out``, another worker to a scratch folder removed afterwards."""
     import papermill
 
-    out = args.out.resolve()
+    from toxhelpers import distribute
+
+    out = out.resolve()
     with distribute.worker_artifacts_dir(out.parent) as folder:
         folder.mkdir(parents=True, exist_ok=True)
         papermill.execute_notebook(str(notebook), str(folder / out.name), parameters=parameters,
                                    cwd=str(notebook.parent), progress_bar=False, log_output=True)
-    return 0

@@ -4,8 +4,9 @@ Three levels, chosen on the command line:
 
 - ``compact`` (default): a line per notebook as it starts and finishes, and while it runs its
   cells executing: on a terminal one line redrawn in place (a bar, the running cell's first
-  source line and how long it has run, so a long cell shows as a long step); elsewhere (CI, a
-  redirected log) one plain line per code cell as it starts, never carriage returns;
+  source line and how long it has run, so a long cell shows as a long step, followed by the last
+  line the cell printed: a training progress bar's steps done and its estimate of the time left);
+  elsewhere (CI, a redirected log) one plain line per code cell as it starts, never carriage returns;
 - ``verbose``: the notebooks' full cell output streamed as it comes, as in a notebook;
 - ``quiet``: only the per-notebook lines and the final table.
 
@@ -14,6 +15,7 @@ Everything goes to stderr, like the runner's own messages, so stdout stays free 
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import threading
@@ -25,6 +27,7 @@ COMPACT, VERBOSE, QUIET = "compact", "verbose", "quiet"
 BAR_WIDTH = 20
 LINE_INDENT = "    "
 SOURCE_WIDTH = 100  # a cell's first line is cut here: it names the cell, the code is in the notebook
+SOURCE_WIDTH_WITH_OUTPUT = 40  # ... and here when the cell's latest output line follows it
 
 
 def say(text: str) -> None:
@@ -57,7 +60,7 @@ class CellProgress:
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.tick = tick
         self.done = self.total = self.number = 0
-        self.current = ""
+        self.current = self.latest_output = ""
         self.started = self.cell_started_at = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -85,6 +88,7 @@ class CellProgress:
         if not is_code:
             return
         self.number, self.current, self.cell_started_at = number, first_line(source), time.monotonic()
+        self.latest_output = ""
         if self.interactive:
             self._draw()
         else:
@@ -98,6 +102,14 @@ class CellProgress:
         if self.interactive:
             self._draw()
 
+    def output(self, text: str) -> None:
+        """Text the running cell printed (stdout or stderr, as it streams): its last non-blank line
+        is shown after the cell's source line. A tqdm bar redraws itself with a carriage return, so
+        this is its latest state: steps done, rate, and the time left."""
+        latest = next((part.strip() for part in reversed(re.split(r"[\r\n]", text)) if part.strip()), "")
+        if latest:
+            self.latest_output = latest
+
     def status_line(self, width: int) -> str:
         """The in-place line: bar, cells done, elapsed, and the running cell (if any) and its time so far."""
         now = time.monotonic()
@@ -105,7 +117,13 @@ class CellProgress:
         line = (f"{LINE_INDENT}[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {self.done}/{self.total} cells "
                 f"{clock(now - self.started)}")
         if self.number:
-            line += f"  cell {self.number} ({now - self.cell_started_at:.0f}s): {self.current}"
+            line += f"  cell {self.number} ({now - self.cell_started_at:.0f}s): "
+            if self.latest_output:
+                source = self.current if len(self.current) <= SOURCE_WIDTH_WITH_OUTPUT else \
+                    self.current[:SOURCE_WIDTH_WITH_OUTPUT - 3] + "..."
+                line += f"{source}  | {self.latest_output}"
+            else:
+                line += self.current
         return line[:max(width - 1, 0)]
 
     def _draw(self) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from toxhelpers import augment, data
-from toxhelpers.artifacts import read_json
+from toxhelpers.artifacts import frame_hash, read_json
 
 pytestmark = pytest.mark.notebooks
 
@@ -40,6 +40,7 @@ def test_augmentation_notebook(tmp_path: Path, walkthrough_data: Path) -> None:
     assert (new["method"] == augment.DEFAULT_METHOD).all()
     metrics = read_json(artifacts / "metrics" / "augmentation.json")["metrics"]
     assert metrics["augmentation.rows_added"] == len(new)
+    assert metrics["augmentation.balanced_hash"] == frame_hash(balanced)  # the file holds the frame the lesson made
     for method in augment.OFFLINE_METHODS:
         assert metrics[f"augmentation.throughput.{method}_texts_per_s"] > 0
     for split in ("validation", "test"):

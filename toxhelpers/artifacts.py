@@ -83,8 +83,9 @@ ARTIFACTS = {
     "identity_templates": Artifact("bias/identity_templates.parquet", "bias", "bias.load_scored_templates",
                                    "the fine-tuned model's scores on the non-toxic identity templates, most "
                                    "flagged first (columns text, identity, probability): lesson 10 explains them"),
-    "tfidf_model": Artifact("evaluation/tfidf.joblib", "evaluation", "baselines.load_tfidf",
-                            "the fitted TF-IDF + logistic-regression pipeline (joblib; load only files you made)"),
+    "tfidf_model": Artifact("evaluation/tfidf.npz", "evaluation", "baselines.load_tfidf",
+                            "the fitted TF-IDF + logistic-regression pipeline as plain arrays (vocabularies, idf, "
+                            "coefficients; no pickle)"),
     "tfidf_predictions": Artifact("evaluation/{split}_tfidf_predictions.parquet", "evaluation",
                                   "baselines.load_tfidf_predictions",
                                   "TF-IDF + LR's validation and test probabilities (columns as finetuned_predictions)"),
@@ -212,7 +213,8 @@ def write_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path
 
 
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path) as archive:
+    """The arrays :func:`write_arrays` saved; never unpickles (a pickle in the file is an error)."""
+    with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 

@@ -103,3 +103,25 @@ def test_running_a_subset_keeps_other_results_only_while_current(lessons: Path, 
     assert "stale" in result.status("02_use").reason
     assert "use.scaled_total" not in result.metrics  # its numbers describe the old 01 output
     assert result.metrics["make.total"] == 6.0
+
+
+def test_a_subset_never_runs_on_an_earlier_lessons_changed_output(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 2: --only 02 after 01's output was tampered with used to run 02 on it and
+    report success; now nothing runs and one line names the file and the notebook to rerun."""
+    from toxhelpers.run.cli import main
+
+    out = lessons.parent / "report"
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    numbers = out / "artifacts" / "data" / "numbers.json"
+    numbers.write_text("[100, 200]")
+    capsys.readouterr()
+    for selection in (["--only", "02"], ["--from", "02"], ["--only", "02", "--dry-run"]):
+        assert main(argv + selection) == 2, selection
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "artifacts/data/numbers.json changed since 01_make.ipynb wrote it" in err \
+            and "rerun 01_make.ipynb first (e.g. --from 01)" in err, err
+    assert main(argv) == 0  # 01 selected: it reruns and the run goes on
+    numbers.unlink()
+    assert main(argv + ["--only", "02"]) == 2
+    assert "artifacts/data/numbers.json is missing since 01_make.ipynb wrote it" in capsys.readouterr().err

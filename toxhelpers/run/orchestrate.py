@@ -25,8 +25,8 @@ from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, 
 from toxhelpers.run.parameters import DEFAULT_PROFILE, declared_parameters, resolve_parameters
 from toxhelpers.run.peak_memory import PeakMemory
 from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
-from toxhelpers.run.resume import (Context, assess, changed_files, claim, clear_previous, snapshot, utc_now,
-                                   write_manifest)
+from toxhelpers.run.resume import (Context, assess, changed_files, check_earlier_outputs, claim, clear_previous,
+                                   snapshot, utc_now, write_manifest)
 from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
 from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
 
@@ -97,6 +97,7 @@ def run(options: RunOptions) -> RunResult:
     _ = options.output  # --quiet with --verbose fails here, before anything runs
     reference = reference_metrics(options.compare_to) if options.compare_to else None
     ctx, selected = prepare(options)
+    check_earlier_outputs(ctx, selected)
     if options.dry_run:
         result = dry_run(ctx, selected, options.force)
         if reference is not None:

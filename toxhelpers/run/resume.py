@@ -217,6 +217,39 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     return True, "unchanged"
 
 
+def check_earlier_outputs(ctx: Context, selected: Sequence[Path]) -> None:
+    """Before anything runs: what a selected notebook reads from an earlier notebook that this run
+    does not execute (``--only``, ``--from``) must be exactly what that notebook wrote. Every file
+    such a notebook recorded as its output (and still owns) must hash as recorded, and a notebook
+    that never completed must have left nothing behind; otherwise one error names the file and the
+    notebook to rerun. (Without it, a tampered or half-written earlier result was read as is.)"""
+    from toxhelpers.run.errors import UsageError
+
+    names = [path.name for path in ctx.notebooks]
+    chosen = {path.name for path in selected}
+    last = max((names.index(name) for name in chosen), default=-1)
+    earlier = [path for path in ctx.notebooks[:last] if path.name not in chosen]
+    if not earlier:
+        return
+    current, owners = snapshot(ctx.folder.artifacts, ctx.hasher), ctx.owners()
+    for notebook in earlier:
+        manifest = ctx.manifest(notebook)
+        rerun = f"rerun {notebook.name} first (e.g. --from {notebook.name[:2]})"
+        if manifest is None:
+            left = sorted(rel for rel, owner in owners.items() if owner == notebook.name and rel in current)
+            if left:
+                raise UsageError(f"artifacts/{_first(left)} was left by {notebook.name}, which did not complete; "
+                                 f"{rerun}")
+            continue
+        for relative, info in sorted(manifest.get("outputs", {}).items()):
+            if owners.get(relative, notebook.name) != notebook.name:
+                continue  # a later notebook rewrote it; that one is checked in turn
+            if current.get(relative, {}).get("sha256") != info["sha256"]:
+                state = "is missing" if relative not in current else "changed"
+                raise UsageError(f"artifacts/{relative} {state} since {notebook.name} wrote it, and this run "
+                                 f"does not run {notebook.name}; {rerun}")
+
+
 def clear_previous(ctx: Context, notebook: Path) -> None:
     """Forget a notebook's last run before rerunning it: manifest first, then its outputs."""
     manifest = ctx.manifest(notebook)

@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,13 @@ from typing import Any
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCRATCH_PREFIX = "toxhelpers-worker-"
+CLUSTER_STRATEGY = "multi_worker"  # the only strategy that reads TF_CONFIG
+
+# Set by make_strategy: whether this process takes part in the TF_CONFIG cluster (None: no strategy
+# made yet, so TF_CONFIG alone decides). A TF_CONFIG inherited by a one-process run used to make a
+# "worker 1" write its artifacts to a scratch folder that was then deleted.
+_in_cluster: bool | None = None
+_told: set[str] = set()
 
 
 def check_strategy_name(name: str) -> str:
@@ -73,15 +81,33 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
     """
     from toxhelpers.tf_setup import tf
 
+    global _in_cluster
+
     check_strategy_name(name)
     if devices is not None and name != "mirrored":
         raise ValueError(f"devices can only be listed for strategy 'mirrored', got strategy {name!r}")
+    _in_cluster = name == CLUSTER_STRATEGY
+    notice = ignored_tf_config(name)
+    if notice and notice not in _told:
+        _told.add(notice)
+        print(f"NOTICE: {notice}", file=sys.stderr)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices is not None else None)
     cluster_config()  # a readable error for a missing or broken TF_CONFIG, before TensorFlow's
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def ignored_tf_config(strategy: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """What to tell the user when ``TF_CONFIG`` is set but ``strategy`` runs one process (every
+    strategy but ``multi_worker``): it is ignored, and this process writes the artifacts. None
+    when there is nothing to say."""
+    environ = os.environ if environ is None else environ
+    if strategy == CLUSTER_STRATEGY or not environ.get("TF_CONFIG", "").strip():
+        return None
+    return (f"TF_CONFIG is set in the environment but strategy is {strategy!r}: it is ignored, this process "
+            f"runs alone and writes the artifacts (strategy={CLUSTER_STRATEGY!r} joins the cluster)")
 
 
 def is_default(strategy: Any) -> bool:
@@ -168,8 +194,11 @@ def local_worker_environment(tf_config: str | None = None, hide_gpus: bool = Tru
 
 
 def is_chief(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether this process writes the artifacts: the only process without ``TF_CONFIG``, the
-    task of type ``"chief"``, or, in a cluster without one, worker 0 (TensorFlow's convention)."""
+    """Whether this process writes the artifacts: the only process without ``TF_CONFIG`` (or whose
+    :func:`make_strategy` runs it alone, TF_CONFIG ignored), the task of type ``"chief"``, or, in a
+    cluster without one, worker 0 (TensorFlow's convention)."""
+    if environ is None and _in_cluster is False:
+        return True
     config = cluster_config(environ)
     if not config:
         return True

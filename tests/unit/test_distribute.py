@@ -99,6 +99,21 @@ def test_bad_tf_config_fails_before_tensorflow_does(monkeypatch):
         distribute.make_strategy("multi_worker")
 
 
+def test_a_one_process_strategy_ignores_an_inherited_tf_config(monkeypatch, tmp_path, capsys):
+    """Issue 22 row 3: a lesson with the default strategy under a TF_CONFIG for worker 1 wrote its
+    artifacts to a scratch folder that was then deleted; now it is the chief, and says so once."""
+    monkeypatch.setattr(distribute, "_in_cluster", None, raising=False)
+    monkeypatch.setattr(distribute, "_told", set(), raising=False)
+    monkeypatch.setenv("TF_CONFIG", tf_config([1, 2], 1)["TF_CONFIG"])
+    assert not distribute.is_chief()  # no strategy made yet: TF_CONFIG decides
+    distribute.make_strategy("default")
+    distribute.make_strategy("default")
+    assert distribute.is_chief() and distribute.output_dir(tmp_path) == tmp_path
+    err = capsys.readouterr().err
+    assert err.count("NOTICE: TF_CONFIG is set in the environment but strategy is 'default': it is ignored") == 1
+    assert not distribute.is_chief(tf_config([1, 2], 1))  # an explicit environment is still read
+
+
 def test_precision_names_are_checked():
     with pytest.raises(ValueError, match=r"precision must be one of \('float32', 'mixed_float16', 'mixed_bfloat16'\), got 'float16'"):
         distribute.set_precision("float16")

@@ -12,7 +12,8 @@ from toxhelpers.run.cli import main
 
 
 def test_failure_stops_with_notebook_cell_and_error(lessons: Path, profile: Path, capsys) -> None:
-    write_notebook(lessons / "03_after.ipynb", ['artifacts_dir = "../artifacts"', "print('should not run')"])
+    write_notebook(lessons / "03_after.ipynb", ['artifacts_dir = "../artifacts"',
+                                                "print('should not run')\nopen(f'{artifacts_dir}/after.txt', 'w').write('x')"])
     argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(lessons.parent / "report"),
             "--quiet", "-p", "fail=true"]
     assert main(argv) == 1
@@ -32,3 +33,44 @@ def test_failure_stops_with_notebook_cell_and_error(lessons: Path, profile: Path
 
     assert main(argv[:-2]) == 0  # fixed: 01 is reused, 02 and 03 run
     assert "01_make.ipynb reused: unchanged since" in capsys.readouterr().err
+
+
+def test_a_lesson_that_wrote_none_of_its_outputs_is_not_recorded_complete(lessons: Path, profile: Path,
+                                                                          capsys) -> None:
+    """Issue 22 row 3: a lesson that ran to the end but wrote nothing into the artifacts (as lesson
+    5 did when an inherited TF_CONFIG made it worker 1) used to be recorded complete."""
+    write_notebook(lessons / "03_nothing.ipynb", ['artifacts_dir = "../artifacts"', "print('wrote nothing')"])
+    write_notebook(lessons / "05_training.ipynb", ['artifacts_dir = "../artifacts"',
+                                                   "from toxhelpers import recording\n"
+                                                   "recording.Recorder(artifacts_dir, 'training')"])
+    out = lessons.parent / "report"
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: 03_nothing.ipynb:" in err and "wrote none of its outputs (expected a file in artifacts/)" in err
+    assert main(argv + ["--only", "05"]) == 1  # the table's outputs: a record alone is not enough
+    assert ("wrote none of its outputs (expected artifacts/phase1/head.weights.h5, artifacts/phase1/spec.json, "
+            "artifacts/phase1/{split}_predictions.parquet)") in capsys.readouterr().err
+    assert not (out / ".state" / "03_nothing.json").exists() and not (out / ".state" / "05_training.json").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def test_an_inherited_tf_config_is_ignored_unless_a_lesson_joins_the_cluster(lessons: Path, profile: Path,
+                                                                           capsys, monkeypatch) -> None:
+    """Issue 22 row 3: with the default strategy the kernels start without TF_CONFIG, said once."""
+    inherited = json.dumps({"cluster": {"worker": ["localhost:23456", "localhost:23457"]},
+                            "task": {"type": "worker", "index": 1}})
+    monkeypatch.setenv("TF_CONFIG", inherited)
+    write_notebook(lessons / "03_env.ipynb", ['artifacts_dir = "../artifacts"\nstrategy = "default"',
+                                              "import json, os\njson.dump(os.environ.get('TF_CONFIG'), "
+                                              "open(f'{artifacts_dir}/tf_config.json', 'w'))"])
+    out = lessons.parent / "report"
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.count("TF_CONFIG is set in the environment but strategy is 'default': it is ignored") == 1
+    assert json.loads((out / "artifacts" / "tf_config.json").read_text()) is None
+    assert main(argv + ["--only", "03", "-p", "strategy=multi_worker"]) == 0  # joining the cluster: passed on
+    assert "TF_CONFIG is set" not in capsys.readouterr().err
+    assert json.loads((out / "artifacts" / "tf_config.json").read_text()) == inherited
+    assert __import__("os").environ["TF_CONFIG"] == inherited  # the runner's own environment is restored

@@ -7,9 +7,10 @@ selected notebook in order, stop at the first failure, and always write the repo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ from toxhelpers.artifacts import write_text
 from toxhelpers.run import resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
-from toxhelpers.run.execute import KERNEL, describe_failure, execute, render_html
+from toxhelpers.run.execute import KERNEL, Failure, describe_failure, execute, render_html
 from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks
 from toxhelpers.run.parameters import DEFAULT_PROFILE, declared_parameters, resolve_parameters
 from toxhelpers.run.peak_memory import PeakMemory
 from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
 from toxhelpers.run.resume import (Context, assess, changed_files, check_earlier_outputs, claim, clear_previous,
-                                   snapshot, utc_now, write_manifest)
+                                   declared_outputs_missing, snapshot, utc_now, write_manifest)
 from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
 from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
 
@@ -103,12 +104,34 @@ def run(options: RunOptions) -> RunResult:
         if reference is not None:
             print(f"then compare with {options.compare_to} ({len(reference)} metrics, tolerance {options.tolerance})")
         return result
-    with locked(ctx.folder.root):
+    with locked(ctx.folder.root), without_ignored_tf_config(ctx, selected):
         result = execute_all(ctx, selected, options)
     if result.ok and reference is not None:
         result.differences = compare_metrics(result.metrics, reference, options.tolerance)
         result.compared = True
     return result
+
+
+@contextlib.contextmanager
+def without_ignored_tf_config(ctx: Context, selected: list[Path]) -> Iterator[None]:
+    """An inherited ``TF_CONFIG`` reaches the kernels only when a selected notebook joins the
+    cluster (strategy ``multi_worker``); otherwise the run says once that it is ignored and starts
+    the kernels without it (a lesson taking itself for worker 1 wrote its outputs to a scratch
+    folder that was deleted)."""
+    from toxhelpers import distribute
+
+    strategies = {str(ctx.passed(notebook).get("strategy", "default")) for notebook in selected}
+    single = sorted(strategies - {distribute.CLUSTER_STRATEGY})
+    notice = distribute.ignored_tf_config(single[0]) if single and len(single) == len(strategies) else None
+    if notice is None:
+        yield
+        return
+    say(f"note: {notice}")
+    inherited = os.environ.pop("TF_CONFIG")
+    try:
+        yield
+    finally:
+        os.environ["TF_CONFIG"] = inherited
 
 
 def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunResult:
@@ -188,6 +211,16 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
         _render_quietly(ctx, notebook)
         return False
     wall = time.monotonic() - began
+    outputs = changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))
+    missing = declared_outputs_missing(notebook, outputs)
+    if missing:
+        claim(ctx, notebook, list(outputs))
+        status.status, status.wall_seconds = "failed", round(wall, 2)
+        expected = ", ".join(f"artifacts/{path}" for path in missing) if missing != ["any file"] else "a file in artifacts/"
+        status.failure = Failure(notebook.name, "", f"it ran to the end but wrote none of its outputs (expected "
+                                 f"{expected}), so it is not recorded as complete; did it write them elsewhere "
+                                 "(e.g. a TF_CONFIG for another worker)?")
+        return False
     manifest = write_manifest(ctx, notebook, before, wall)
     status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
     status.sections = manifest["sections"]

@@ -217,6 +217,22 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     return True, "unchanged"
 
 
+def declared_outputs_missing(notebook: Path, outputs: Snapshot) -> list[str]:
+    """The outputs a notebook should have written when it wrote none of them (else []): the
+    artifacts :data:`toxhelpers.artifacts.ARTIFACTS` says it produces, or, for a notebook the table
+    does not list, at least one file. A notebook that wrote nothing (e.g. a process that took
+    itself for another worker and wrote to a scratch folder) is never recorded complete."""
+    import re
+
+    from toxhelpers.artifacts import ARTIFACTS
+
+    declared = sorted(item.path for item in ARTIFACTS.values() if item.produced_by == notebook.name)
+    if not declared:
+        return [] if outputs else ["any file"]
+    patterns = [re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "(/.*)?$") for path in declared]
+    return [] if any(pattern.match(rel) for rel in outputs for pattern in patterns) else declared
+
+
 def check_earlier_outputs(ctx: Context, selected: Sequence[Path]) -> None:
     """Before anything runs: what a selected notebook reads from an earlier notebook that this run
     does not execute (``--only``, ``--from``) must be exactly what that notebook wrote. Every file

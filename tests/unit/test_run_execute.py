@@ -74,3 +74,23 @@ def test_an_inherited_tf_config_is_ignored_unless_a_lesson_joins_the_cluster(les
     assert "TF_CONFIG is set" not in capsys.readouterr().err
     assert json.loads((out / "artifacts" / "tf_config.json").read_text()) == inherited
     assert __import__("os").environ["TF_CONFIG"] == inherited  # the runner's own environment is restored
+
+
+def test_lessons_run_on_this_interpreters_kernel_whatever_jupyter_finds(lessons: Path, profile: Path,
+                                                                      monkeypatch, capsys) -> None:
+    """Issue 22 row 4: a kernelspec named python3 earlier on JUPYTER_PATH (another environment's,
+    or anything else) used to run the lessons: "Kernel died", or other code silently."""
+    import sys
+
+    marker = lessons.parent / "foreign-kernel-ran"
+    spec = lessons.parent / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["/bin/sh", "-c", f"touch {marker}; exit 1", "{connection_file}"],
+        "display_name": "Python 3 (another environment)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(lessons.parent / "jupyter"))
+    out = lessons.parent / "report"
+    assert main(["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]) == 0
+    assert not marker.exists()
+    kernel = json.loads((out / "run.json").read_text())["kernel"]
+    assert kernel["python"] == sys.executable and kernel["python_version"] == sys.version.split()[0]

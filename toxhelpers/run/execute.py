@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import logging
+import platform
 import re
 import sys
 from dataclasses import dataclass
@@ -18,12 +19,45 @@ from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress
 from toxhelpers.run.resume import Context
 from toxhelpers.run.run_folder import RunFolder
 
-KERNEL = "python3"
+KERNEL = "python3"  # the kernel name notebooks carry; the kernel started is always this interpreter's
 # The kernel process writes its own log to our stderr; keep only its errors (ipykernel 7 warns
 # about unencrypted local TCP on every start and logs the shutdown interrupt as an error: noise
 # for a local headless run; the notebook's own errors come back through papermill).
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 ENGINE = "toxhelpers-progress"  # papermill's nbclient engine, reporting each cell to a CellProgress
+
+
+def kernel_description() -> dict[str, str]:
+    """The kernel every notebook runs on, for run.json: this interpreter's ipykernel."""
+    return {"name": KERNEL, "python": sys.executable, "python_version": platform.python_version(),
+            "started_as": f"{sys.executable} -m ipykernel_launcher"}
+
+
+@functools.cache
+def own_kernel_manager() -> type:
+    """A kernel manager that starts this interpreter's ipykernel, whatever kernelspec named
+    ``python3`` Jupyter would find first (``JUPYTER_PATH``, another environment's, a user's
+    ``~/.local/share/jupyter``): a lesson must run on the packages this run checked and records."""
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class OwnInterpreterKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(
+                    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    display_name=f"Python {platform.python_version()} ({sys.executable})", language="python")
+            return self._kernel_spec
+
+    return OwnInterpreterKernelManager
+
+
+def kernel_arguments() -> dict[str, Any]:
+    """What papermill needs to run a notebook on this interpreter's kernel (shared with
+    ``toxhelpers finetune``)."""
+    return {"kernel_name": KERNEL, "language": "python", "kernel_manager_class": own_kernel_manager(),
+            "extra_arguments": KERNEL_ARGUMENTS}
 
 
 class Tee:
@@ -173,11 +207,10 @@ def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
     progress = CellProgress() if output == COMPACT else contextlib.nullcontext()
     with open(log_path, "w", encoding="utf-8") as log, progress as cells:
         papermill.execute_notebook(
-            str(notebook), str(executed), parameters=ctx.passed(notebook), kernel_name=KERNEL,
-            cwd=str(notebook.parent), progress_bar=False, log_output=False,
-            stdout_file=Tee(sys.stdout if terminal else None, log),
-            stderr_file=Tee(sys.stderr if terminal else None, log),
-            extra_arguments=KERNEL_ARGUMENTS, engine_name=progress_engine(), cell_progress=cells,
+            str(notebook), str(executed), parameters=ctx.passed(notebook), cwd=str(notebook.parent),
+            progress_bar=False, log_output=False, stdout_file=Tee(sys.stdout if terminal else None, log),
+            stderr_file=Tee(sys.stderr if terminal else None, log), engine_name=progress_engine(),
+            cell_progress=cells, **kernel_arguments(),
         )
 
 

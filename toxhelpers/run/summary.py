@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from toxhelpers.artifacts import atomic_path, read_json, write_json, write_text
-from toxhelpers.run.execute import KERNEL, Failure
+from toxhelpers.run.execute import Failure, kernel_description
 from toxhelpers.run.progress import say
 from toxhelpers.run.resume import Context, utc_now
 from toxhelpers.run.run_folder import RunFolder
@@ -267,7 +267,7 @@ def finish_report(ctx: Context, result: RunResult, started: float, started_at: s
         "profile": ctx.params.profile, "description": ctx.params.description, "config": ctx.params.config,
         "parameters": ctx.params.values, "versions": package_versions(),
         "code": {"toxhelpers_sha256": ctx.key_common["code"], "git_commit": git_commit(ctx.notebooks[0].parent)},
-        "kernel": KERNEL, "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
+        "kernel": kernel_description(), "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
         "notebooks": [asdict(item) for item in result.notebooks],
         "figures": figures, "model_card": copy_model_card(ctx, records),
         "failure": asdict(result.failure) if result.failure else None,

@@ -138,6 +138,7 @@ def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunR
     """Run or reuse each selected notebook in order; stop at the first failure; always report."""
     started, started_at = time.monotonic(), utc_now()
     ctx.folder.artifacts.mkdir(parents=True, exist_ok=True)
+    write_text("A toxhelpers run report: `toxhelpers run --out` may write here.\n", ctx.folder.marker)
     write_text(yaml.safe_dump(ctx.params.values, sort_keys=True, allow_unicode=True),
                ctx.folder.root / "parameters.yaml")
     statuses = {path.name: NotebookStatus(path.name, "not selected", "not selected") for path in ctx.notebooks}

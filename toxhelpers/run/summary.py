@@ -97,17 +97,19 @@ def copy_atomically(source: Path, target: Path) -> None:
 
 
 def copy_figures(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Copy the recorded PNGs to ``<out>/figures`` (dropping ones no current record lists)."""
-    target_dir = ctx.folder.root / "figures"
+    """Copy the recorded PNGs to ``<out>/figures``, removing ones an earlier run copied there
+    that no current record lists (a figure someone else put there stays)."""
     names = [name for _, record in records for name in record.get("figures", [])]
+    copied = []
     for name in names:
         source = ctx.folder.artifacts / "figures" / name
         if source.is_file():
-            copy_atomically(source, target_dir / name)
-    if target_dir.is_dir():
-        for stale in target_dir.glob("*.png"):
-            if stale.name not in names:
-                stale.unlink()
+            copy_atomically(source, ctx.folder.root / "figures" / name)
+            copied.append(f"figures/{name}")
+    ctx.folder.note_written(copied)
+    for stale in sorted(ctx.folder.written() - set(copied)):
+        if stale.startswith("figures/"):
+            ctx.folder.remove_written(stale)
     return names
 
 
@@ -124,8 +126,9 @@ def copy_model_card(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> 
     producer = ARTIFACTS["model_card"].lesson
     if any(record.get("section") == producer for _, record in records) and written.is_file():
         copy_atomically(written, target)
+        ctx.folder.note_written([MODEL_CARD])
         return MODEL_CARD
-    target.unlink(missing_ok=True)
+    ctx.folder.remove_written(MODEL_CARD)
     return None
 
 

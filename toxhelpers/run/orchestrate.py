@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,8 @@ from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
 from toxhelpers.run.resume import (Context, assess, changed_files, check_earlier_outputs, claim, clear_previous,
                                    declared_outputs_missing, snapshot, utc_now, write_manifest)
 from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
-from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
+from toxhelpers.run.summary import (NotebookStatus, RunResult, finish_report, print_footer, start_report,
+                                   unfinished_run)
 
 
 @dataclass
@@ -100,16 +103,46 @@ def run(options: RunOptions) -> RunResult:
     ctx, selected = prepare(options)
     check_earlier_outputs(ctx, selected)
     if options.dry_run:
+        unfinished = unfinished_run(ctx.folder)
+        if unfinished:
+            print(f"note: {unfinished}")
         result = dry_run(ctx, selected, options.force)
         if reference is not None:
             print(f"then compare with {options.compare_to} ({len(reference)} metrics, tolerance {options.tolerance})")
         return result
-    with locked(ctx.folder.root), without_ignored_tf_config(ctx, selected):
-        result = execute_all(ctx, selected, options)
+    unfinished = unfinished_run(ctx.folder)  # looked at before this run takes the lock
+    with locked(ctx.folder.root), without_ignored_tf_config(ctx, selected), sigterm_as_interrupt() as stopped:
+        if unfinished:
+            say(f"note: {unfinished}")
+        result = execute_all(ctx, selected, options, stopped)
     if result.ok and reference is not None:
         result.differences = compare_metrics(result.metrics, reference, options.tolerance)
         result.compared = True
     return result
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[dict[str, int]]:
+    """SIGTERM (``kill``, a job scheduler, a container stopping) handled like Ctrl-C: the running
+    notebook's kernel is shut down, the report says "interrupted", and the exit status is 143.
+    It used to end the runner on the spot, leaving the previous run's "complete" in the report.
+    Yields {"signal": number} of the signal that stopped the run (SIGINT unless SIGTERM came)."""
+    stopped = {"signal": int(signal.SIGINT)}
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped  # signal handlers can only be set from the main thread (tests calling run())
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        if stopped["signal"] == signal.SIGTERM:
+            return  # already stopping: let the report be written
+        stopped["signal"] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -134,10 +167,12 @@ def without_ignored_tf_config(ctx: Context, selected: list[Path]) -> Iterator[No
         os.environ["TF_CONFIG"] = inherited
 
 
-def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunResult:
+def execute_all(ctx: Context, selected: list[Path], options: RunOptions,
+                stopped: dict[str, int] | None = None) -> RunResult:
     """Run or reuse each selected notebook in order; stop at the first failure; always report."""
     started, started_at = time.monotonic(), utc_now()
     ctx.folder.artifacts.mkdir(parents=True, exist_ok=True)
+    start_report(ctx, started_at)
     write_text("A toxhelpers run report: `toxhelpers run --out` may write here.\n", ctx.folder.marker)
     write_text(yaml.safe_dump(ctx.params.values, sort_keys=True, allow_unicode=True),
                ctx.folder.root / "parameters.yaml")
@@ -154,7 +189,7 @@ def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunR
                 result.failure = status.failure
                 break
     except KeyboardInterrupt:
-        result.interrupted = True
+        result.interrupted, result.stop_signal = True, (stopped or {}).get("signal", int(signal.SIGINT))
         say(f"Interrupted: partial notebook kept in {ctx.folder.root / 'notebooks'}; rerun to resume.")
     mark_unselected(ctx, statuses)
     finish_report(ctx, result, started, started_at)

@@ -87,6 +87,20 @@ def locked(folder: Path) -> Iterator[None]:
         yield
 
 
+def lock_is_free(folder: Path) -> bool:
+    """Whether no run holds ``folder``'s lock now (checked without creating anything)."""
+    path = folder / ".lock"
+    if not path.is_file():
+        return True
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return True
+
+
 def check_out_folder(out: Path) -> Path:
     """``--out`` must be a folder, new or existing: not a file, nor inside one; and an existing
     folder must be empty or a report (its :data:`MARKER`, or the ``.state`` and ``run.json`` of a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -33,10 +34,10 @@ def test_defaults_are_the_lessons(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("bogus=1", "-p bogus: not a parameter of 06_finetuning.ipynb"),
     ("strategy=mirrored", "use --strategy instead"),
-    ("batch_size=0", "parameter batch_size=0: expected an integer >= 1"),
+    ("batch_size=0", "parameter batch_size=0: expected an integer in [1, 65536]"),
 ])
 def test_bad_overrides_are_refused(tmp_path, override, message):
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError, match=re.escape(message)):
         parameters(tmp_path, "-p", override)
 
 

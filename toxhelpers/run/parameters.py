@@ -23,7 +23,7 @@ from toxhelpers.run.errors import UsageError
 
 DEFAULT_PROFILE = "demo"
 RUNNER_SET = "artifacts_dir"  # always set by the runner, never by the user
-PATH_SUFFIXES = ("_dir", "_path", "_file")
+PATH_SUFFIXES = checks.PATH_SUFFIXES
 CHECKPOINT_SUFFIX = "checkpoint"  # a folder (resolved like the paths) or a hub model name
 
 
@@ -147,6 +147,7 @@ def resolve_parameters(profile: str, config: str | os.PathLike | None, overrides
             values = checks.checked_values(values, declared, typed)
         values = absolutize_paths(values, base or Path.cwd())
         if declared is not None:
+            checks.check_folders(values)
             checks.check_encoder_limit(values, declared)
     except checks.ParameterError as error:
         raise UsageError(str(error)) from None

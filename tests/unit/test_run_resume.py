@@ -47,6 +47,22 @@ def test_changing_the_real_run_package_never_forces_a_rerun(tmp_path: Path, monk
     assert resume.code_hash() != first
 
 
+def test_data_shipped_in_the_package_is_part_of_the_code_hash(tmp_path: Path, monkeypatch) -> None:
+    """Issue 22 row 8: editing the shipped templates (bias_templates/words.csv.gz) left lesson 9
+    reused; the package's data counts like its code (the run profiles do not)."""
+    monkeypatch.undo()
+    copy = tmp_path / "toxhelpers"
+    shutil.copytree(resume.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(resume, "PACKAGE_DIR", copy)
+    first = resume.code_hash()
+    profile = copy / "profiles" / "smoke.yaml"
+    profile.write_text(profile.read_text() + "\n# changed\n")
+    assert resume.code_hash() == first
+    words = copy / "bias_templates" / "words.csv.gz"
+    words.write_bytes(words.read_bytes()[:-1] + b"x")
+    assert resume.code_hash() != first
+
+
 def test_resume_skips_unchanged_and_reruns_what_changed(lessons: Path, profile: Path) -> None:
     assert run(options(lessons, profile)).ok
     assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
@@ -125,3 +141,26 @@ def test_a_subset_never_runs_on_an_earlier_lessons_changed_output(lessons: Path,
     numbers.unlink()
     assert main(argv + ["--only", "02"]) == 2
     assert "artifacts/data/numbers.json is missing since 01_make.ipynb wrote it" in capsys.readouterr().err
+
+
+def test_files_in_a_folder_parameter_are_inputs(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 8: a folder a lesson reads (lesson 9's templates_dir) was neither hashed nor
+    recorded, so changing a file in it left the lesson reused."""
+    from tiny_lessons import write_notebook
+    from toxhelpers.run.cli import main
+
+    templates = lessons.parent / "templates"
+    templates.mkdir()
+    (templates / "words.csv").write_text("term\ngay\n")
+    write_notebook(lessons / "03_read.ipynb", ['artifacts_dir = "../artifacts"\ntemplates_dir = None',
+                                               "import pathlib\npathlib.Path(artifacts_dir, 'read.txt').write_text("
+                                               "pathlib.Path(templates_dir, 'words.csv').read_text())"])
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(lessons.parent / "report"),
+            "--quiet", "-p", f"templates_dir={templates}"]
+    assert main(argv) == 0
+    assert main(argv) == 0 and "03_read.ipynb reused" in capsys.readouterr().err
+    (templates / "words.csv").write_text("term\nqueer\n")
+    assert main(argv + ["--dry-run"]) == 0
+    assert "03_read.ipynb: would run: files in templates_dir changed" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert (lessons.parent / "report" / "artifacts" / "read.txt").read_text() == "term\nqueer\n"

@@ -23,8 +23,10 @@ from toxhelpers.run.parameters import Parameters, notebook_parameters
 from toxhelpers.run.run_folder import RunFolder
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # toxhelpers/
-TOOLING_PACKAGE = Path(__file__).resolve().parent.name  # "run": this package
+TOOLING_FOLDERS = {Path(__file__).resolve().parent.name, "profiles"}  # "run": this package; the run profiles
 TOOLING_FILES = {"__main__.py"}  # the command line's entry point
+FOLDER_SUFFIX = "_dir"  # a parameter naming a folder of inputs (its files are part of the resume key)
+UNHASHED_FOLDERS = {"artifacts_dir", "data_dir"}  # the run's own folder; the data files lesson 1 records
 
 
 def utc_now() -> str:
@@ -63,19 +65,30 @@ def snapshot(folder: Path, hasher: Hasher) -> Snapshot:
 
 
 def is_tooling(relative: Path) -> bool:
-    """A file of the run tooling (``run/``, ``__main__.py``), as opposed to lesson code."""
-    return relative.parts[0] == TOOLING_PACKAGE or relative.as_posix() in TOOLING_FILES
+    """A file of the run tooling (``run/``, ``profiles/``, ``__main__.py``), as opposed to lesson
+    code and the data shipped with it."""
+    return relative.parts[0] in TOOLING_FOLDERS or relative.as_posix() in TOOLING_FILES
 
 
 def code_hash() -> str:
-    """Hash of the toxhelpers modules a notebook can import: the run tooling is left out."""
+    """Hash of everything in the package a notebook can use: its modules and the data shipped
+    with them (lesson 9's templates, the demo set); the run tooling is left out. Data files
+    count as much as code: an edited ``bias_templates/words.csv.gz`` used to leave lesson 9 reused."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    for path in sorted(PACKAGE_DIR.rglob("*")):
         relative = path.relative_to(PACKAGE_DIR)
-        if is_tooling(relative) or "__pycache__" in relative.parts:
+        if not path.is_file() or is_tooling(relative) or "__pycache__" in relative.parts or path.suffix == ".pyc":
             continue
         digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def folder_hash(folder: Path, hasher: Hasher) -> str | None:
+    """One hash of a folder's files (names and contents), None when it is not a folder."""
+    if not folder.is_dir():
+        return None
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return stable_hash([(path.relative_to(folder).as_posix(), hasher(path)) for path in files])
 
 
 def notebook_source_hash(path: Path) -> str:
@@ -111,6 +124,10 @@ class Context:
                  **self.key_common}
         if "data_dir" in self.declared[notebook.name]:
             parts["data_folder"] = (self.data_source or {}).get("path")
+        folders = {key: folder_hash(Path(value), self.hasher) for key, value in parts["parameters"].items()
+                   if key.endswith(FOLDER_SUFFIX) and key not in UNHASHED_FOLDERS and isinstance(value, str)}
+        if folders:
+            parts["folders"] = folders
         return json.loads(json.dumps(parts, sort_keys=True, default=str))  # as stored in a manifest
 
     def manifest(self, notebook: Path) -> dict[str, Any] | None:
@@ -165,7 +182,10 @@ def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
         changed = [f"{key} {shown(before, key)} -> {shown(after, key)}"
                    for key in sorted(set(before) | set(after)) if before.get(key, ...) != after.get(key, ...)]
         return "parameters changed: " + ", ".join(changed)
-    names = {"notebook": "notebook source changed", "code": "toxhelpers code changed",
+    for key in sorted(set(old.get("folders", {})) | set(new.get("folders", {}))):
+        if old.get("folders", {}).get(key) != new.get("folders", {}).get(key):
+            return f"files in {key} changed"
+    names = {"notebook": "notebook source changed", "code": "toxhelpers code or its data changed",
              "versions": "package versions changed", "kernel": "kernel changed",
              "data_folder": "data folder changed"}
     for part, text in names.items():

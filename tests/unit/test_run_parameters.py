@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,65 @@ def test_a_checkpoint_folder_is_found_where_the_command_runs(tmp_path: Path, pro
     with pytest.raises(UsageError, match=r"parameter checkpoint=\./nope: .*/nope is not a folder; expected an existing "
                                          r"folder \(relative to .*\) or a Hugging Face hub model name"):
         resolve_parameters(str(profile), None, ["checkpoint=./nope"], base=tmp_path)
+
+
+def received(ctx, name: str) -> dict:
+    return ctx.passed(next(path for path in ctx.notebooks if path.stem.startswith(name)))
+
+
+def test_a_scoped_value_reaches_one_notebook_only(tmp_path: Path) -> None:
+    """Issue 21/22: -p 06.epochs=2 (or 06_finetuning.epochs=2, also in a config file) sets lesson
+    6's epochs and leaves lesson 5's alone; within one source the scoped value is the more
+    specific, a plain value from a later source replaces earlier scoped ones."""
+    for key in ("06.epochs", "06_finetuning.epochs", "6.epochs"):
+        ctx, _ = prepare(real_lessons(tmp_path, f"{key}=2"))
+        assert received(ctx, "06")["epochs"] == 2 and received(ctx, "05")["epochs"] == 1  # the smoke profile's
+        assert ctx.params.values["06_finetuning.epochs"] == 2  # one spelling, reusable as --config
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  06.patience: 3\n")
+    ctx, _ = prepare(real_lessons(tmp_path, "06.epochs=2", "05.epochs=4", config=config))
+    assert (received(ctx, "05")["epochs"], received(ctx, "06")["epochs"], received(ctx, "06")["patience"]) == (4, 2, 3)
+    assert "patience" not in received(ctx, "05")
+    ctx, _ = prepare(real_lessons(tmp_path, "epochs=3", "06.epochs=2", only=["05"]))  # plain replaces the profile's
+    assert received(ctx, "05")["epochs"] == 3 and received(ctx, "06")["epochs"] == 2
+    for override, message in (("07.epochs=2", "parameter 07.epochs: 07_evaluation.ipynb declares no 'epochs'"),
+                              ("6x.epochs=2", "parameter 6x.epochs: '6x' names no notebook"),
+                              ("06.epochs=abc", "parameter 06_finetuning.epochs=abc: expected an integer"),
+                              ("06.artifacts_dir=/x", "artifacts_dir is set by the runner")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            prepare(real_lessons(tmp_path, override))
+
+
+def test_a_plain_key_with_different_defaults_in_the_selected_notebooks_is_refused(tmp_path: Path) -> None:
+    """Issue 21: -p epochs=2 turned two knobs (lesson 5's 6 epochs of the head, lesson 6's one
+    epoch of fine-tuning); now it is refused, naming both and the scoped forms. Keys declared
+    alike everywhere stay plain, and the shipped profiles use no ambiguous key."""
+    with pytest.raises(UsageError, match=re.escape(
+            "parameter epochs is ambiguous: 05_training.ipynb (default 6), 06_finetuning.ipynb (default 1) declare "
+            "it with different defaults; set it for one notebook: -p 05.epochs=... -p 06.epochs=...")):
+        prepare(real_lessons(tmp_path, "epochs=2"))
+    with pytest.raises(UsageError, match="parameter patience is ambiguous"):
+        prepare(real_lessons(tmp_path, "patience=0", start="05", stop="06"))
+    ctx, _ = prepare(real_lessons(tmp_path, "epochs=2", only=["06"]))  # one notebook declares it: plain is fine
+    assert received(ctx, "06")["epochs"] == 2
+    ctx, _ = prepare(real_lessons(tmp_path, "seed=7", "batch_size=16", "learning_rate=1e-4"))
+    assert {received(ctx, name)["batch_size"] for name in ("05", "06", "09")} == {16}
+    for name in available_profiles():
+        prepare(RunOptions(profile=name, out=tmp_path / name, quiet=True))
+
+
+def test_a_strategy_reaching_a_lesson_that_refuses_it_is_refused_before_the_run(tmp_path: Path) -> None:
+    """Issue 22 row 9: -p strategy=mirrored with lessons 5 and 6 failed inside lesson 5, whose
+    default cached path refuses a strategy; now before anything runs, with the ways out."""
+    with pytest.raises(UsageError, match=re.escape(
+            "parameter strategy='mirrored' reaches 05_training.ipynb, which refuses it while cached_features=True "
+            "(its cached path trains a small head on vectors in memory, nothing worth distributing); set "
+            "-p 05.cached_features=false there, or give strategy to the notebook that needs it only "
+            "(-p NN.strategy=mirrored)")):
+        prepare(real_lessons(tmp_path, "strategy=mirrored", start="05", stop="06"))
+    ctx, _ = prepare(real_lessons(tmp_path, "06.strategy=mirrored", start="05", stop="06"))
+    assert "strategy" not in received(ctx, "05")  # lesson 5 keeps its default
+    assert received(ctx, "06")["strategy"] == "mirrored"
+    ctx, _ = prepare(real_lessons(tmp_path, "strategy=mirrored", "05.cached_features=false", start="05", stop="06"))
+    assert received(ctx, "05")["strategy"] == received(ctx, "06")["strategy"] == "mirrored"
+    prepare(real_lessons(tmp_path, "strategy=mirrored", only=["06"]))  # lesson 5 not selected

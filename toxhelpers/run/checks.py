@@ -369,14 +369,62 @@ def checked_values(values: Mapping[str, Any], declared: Mapping[str, Mapping[str
                    typed: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every value coerced to the type of its notebooks' default and checked against
     :func:`parameter_rules`; ``typed`` holds the text of each ``-p`` value as given."""
-    defaults = notebook_defaults(declared)
     rules = parameter_rules()
     checked = {}
     for key, value in values.items():
-        rule = rules.get(key, Rule())
-        kind = rule.kind or merge_kinds([kind_of(default) for default in defaults.get(key, [])])
+        scope, _, name = key.rpartition(".")  # a scoped key (06_finetuning.epochs): that notebook's default
+        declaring = {notebook: params for notebook, params in declared.items()
+                     if not scope or notebook.removesuffix(".ipynb") == scope}
+        rule = rules.get(name, Rule())
+        kind = rule.kind or merge_kinds([kind_of(default) for default in notebook_defaults(declaring).get(name, [])])
         checked[key] = check_value(key, value, kind, rule, (typed or {}).get(key))
     return checked
+
+
+@dataclass(frozen=True)
+class Needs:
+    """A combination rule: in a notebook declaring both keys, ``key`` other than ``unless`` needs
+    ``other`` set to ``needed``; otherwise the notebook itself refuses the pair, minutes in."""
+
+    key: str
+    unless: Any
+    other: str
+    needed: Any
+    why: str
+
+
+COMBINATIONS = (
+    # lesson 5 refuses it in its setup cell: its default, cached path has nothing to distribute
+    Needs("strategy", "default", "cached_features", False,
+          "its cached path trains a small head on vectors in memory, nothing worth distributing"),
+)
+
+
+def check_combinations(notebook: str, received: Mapping[str, Any], declared: Mapping[str, str]) -> None:
+    """The :data:`COMBINATIONS` a selected notebook would refuse, given the values it receives
+    (its defaults for the rest): e.g. ``-p strategy=mirrored`` reaching lesson 5 with its default
+    ``cached_features=True``. Said before the run, with the scoped form that avoids it."""
+    for rule in COMBINATIONS:
+        if rule.key not in declared or rule.other not in declared:
+            continue
+        value, other = (received[key] if key in received else _literal(declared[key]) for key in (rule.key, rule.other))
+        if value != rule.unless and other != rule.needed:
+            number = notebook[:2]
+            raise ParameterError(
+                f"parameter {rule.key}={value!r} reaches {notebook}, which refuses it while "
+                f"{rule.other}={other!r} ({rule.why}); set -p {number}.{rule.other}={_yaml(rule.needed)} there, "
+                f"or give {rule.key} to the notebook that needs it only (-p NN.{rule.key}={value})")
+
+
+def _literal(source: str) -> Any:
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return source
+
+
+def _yaml(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_folders(values: Mapping[str, Any]) -> None:
@@ -392,7 +440,8 @@ def check_folders(values: Mapping[str, Any]) -> None:
 def check_encoder_limit(values: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]]) -> None:
     """Sequence lengths given for the run must fit the encoder: at most its
     ``max_position_embeddings`` (a longer input has no position vectors and only wastes memory)."""
-    given = {key: values[key] for key in SEQUENCE_LENGTH_KEYS if isinstance(values.get(key), int)}
+    given = {key: value for key, value in values.items()
+             if key.rpartition(".")[2] in SEQUENCE_LENGTH_KEYS and isinstance(value, int)}
     if not given:
         return
     from toxhelpers import pretrained

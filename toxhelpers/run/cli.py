@@ -11,7 +11,12 @@ Parameters
     path to such a file), then ``--config FILE.yaml`` (same format: ``description`` and a
     ``parameters`` mapping), then ``-p key=value`` (values parsed as YAML), later ones winning.
     Each notebook receives only the keys its ``parameters`` cell declares, plus ``artifacts_dir``
-    (always ``<out>/artifacts``, set by the runner). A key that no notebook declares is an error,
+    (always ``<out>/artifacts``, set by the runner). ``-p 06.epochs=2`` (or ``06_finetuning.epochs``,
+    also as a key in a profile or config file) sets a key for that notebook only; within one source
+    it wins over the plain key, and a plain key from a later source replaces it. A plain key that
+    selected notebooks declare with different defaults (``epochs``: 6 in lesson 5, 1 in lesson 6)
+    is refused as ambiguous, and so is a combination a selected notebook would refuse (a
+    ``strategy`` reaching lesson 5 with ``cached_features=True``). A key that no notebook declares is an error,
     so a typo never silently runs the defaults. Every value is checked before the first notebook
     starts, against the type of the notebooks' default and the range or choices known for it
     (:mod:`toxhelpers.run.checks`; ``2e-5`` is a number, ``-p label_rule=no`` the text
@@ -116,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {DEFAULT_PROFILE})")
     parser.add_argument("--config", metavar="FILE.yaml", help="parameters overriding the profile (same format)")
     parser.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="one parameter, value parsed as YAML; repeat for more (wins over profile and config)")
+                        help="one parameter, value parsed as YAML; repeat for more (wins over profile and config); "
+                             "NN.KEY=VALUE for notebook NN only")
     parser.add_argument("--data-dir", metavar="DIR", help="shortcut for -p data_dir=DIR")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: reports/<profile>)")
     parser.add_argument("--force", action="store_true",

@@ -20,12 +20,12 @@ from typing import Any
 import yaml
 
 from toxhelpers.artifacts import write_text
-from toxhelpers.run import resume
+from toxhelpers.run import checks, resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
 from toxhelpers.run.execute import KERNEL, Failure, describe_failure, execute, render_html
 from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks
-from toxhelpers.run.parameters import DEFAULT_PROFILE, declared_parameters, resolve_parameters
+from toxhelpers.run.parameters import DEFAULT_PROFILE, check_unambiguous, declared_parameters, resolve_parameters
 from toxhelpers.run.peak_memory import PeakMemory
 from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
 from toxhelpers.run.resume import (Context, assess, changed_files, check_earlier_outputs, claim, clear_previous,
@@ -69,13 +69,20 @@ def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
     declared = declared_parameters(notebooks)
     params = resolve_parameters(options.profile, options.config, options.overrides, declared=declared)
     selected = select_notebooks(notebooks, options.only, options.start, options.stop)
+    check_unambiguous(params.values, declared, selected)
     out = Path(options.out) if options.out else Path("reports") / params.profile
     folder = RunFolder(check_out_folder(out.expanduser().resolve()))
     data_source = _resolve_data_source(params.values, declared, notebooks_dir)
     from toxhelpers.recording import package_versions
 
     key_common = {"code": resume.code_hash(), "versions": resume.stable_hash(package_versions()), "kernel": KERNEL}
-    return Context(folder, notebooks, params, declared, key_common, data_source), selected
+    ctx = Context(folder, notebooks, params, declared, key_common, data_source)
+    try:
+        for notebook in selected:
+            checks.check_combinations(notebook.name, ctx.passed(notebook), declared[notebook.name])
+    except checks.ParameterError as error:
+        raise UsageError(str(error)) from None
+    return ctx, selected
 
 
 def _resolve_data_source(values: dict[str, Any], declared: dict[str, dict[str, Any]],

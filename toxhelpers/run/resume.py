@@ -117,7 +117,7 @@ class Context:
 
     def passed(self, notebook: Path) -> dict[str, Any]:
         artifacts = self.folder.artifacts.resolve()
-        return notebook_parameters(self.params.values, self.declared[notebook.name], artifacts)
+        return notebook_parameters(self.params.values, self.declared[notebook.name], artifacts, notebook.name)
 
     def key_parts(self, notebook: Path) -> dict[str, Any]:
         parts = {"notebook": notebook_source_hash(notebook), "parameters": self.passed(notebook),

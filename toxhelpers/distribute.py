@@ -50,6 +50,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCRATCH_PREFIX = "toxhelpers-worker-"
 CLUSTER_STRATEGY = "multi_worker"  # the only strategy that reads TF_CONFIG
+PEER_TIMEOUT_SECONDS = 600.0  # how long a worker waits for the others to start (see peer_timeout)
+PEER_TIMEOUT_VARIABLE = "TOXHELPERS_PEER_TIMEOUT"
 
 # Set by make_strategy: whether this process takes part in the TF_CONFIG cluster (None: no strategy
 # made yet, so TF_CONFIG alone decides). A TF_CONFIG inherited by a one-process run used to make a
@@ -95,8 +97,49 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices is not None else None)
-    cluster_config()  # a readable error for a missing or broken TF_CONFIG, before TensorFlow's
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    config = cluster_config()  # a readable error for a missing or broken TF_CONFIG, before TensorFlow's
+    seconds = peer_timeout()
+    _wait_for_peers_at_most(seconds)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:
+        if "Timeout waiting for the cluster" not in str(error):
+            raise
+        members = [address for addresses in config.get("cluster", {}).values() for address in addresses]
+        raise TimeoutError(f"TF_CONFIG: not every worker of the cluster ({', '.join(members)}) connected within "
+                           f"{seconds:.0f} s; start each of them (the same cluster list, its own task index), "
+                           f"check that their hosts and ports are reachable from here, or wait longer with "
+                           f"{PEER_TIMEOUT_VARIABLE}=<seconds>") from None
+
+
+def peer_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """How long a ``multi_worker`` process waits for the others (``$TOXHELPERS_PEER_TIMEOUT``
+    seconds, default :data:`PEER_TIMEOUT_SECONDS`)."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(PEER_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return PEER_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{PEER_TIMEOUT_VARIABLE}={text!r}: expected a number of seconds > 0")
+    return seconds
+
+
+def _wait_for_peers_at_most(seconds: float) -> None:
+    """Make TensorFlow's wait for the other workers end after ``seconds`` with an error, and
+    leave SIGTERM to end a waiting worker. TensorFlow's coordination service, which
+    ``MultiWorkerMirroredStrategy`` otherwise starts, waited for absent peers forever and
+    installed a SIGTERM handler of its own (its preemption notifier) that kept the process
+    alive. Without it, the strategy checks its peers itself: a first all-reduce with this
+    timeout, then a health check every 30 s (private TensorFlow attributes, checked by a test)."""
+    from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+    from tensorflow.python.eager import context
+
+    context.context().configure_coordination_service(service_type="")
+    collective.CollectiveAllReduceExtended._check_health_initial_timeout = max(1, round(seconds))
 
 
 def ignored_tf_config(strategy: str, environ: Mapping[str, str] | None = None) -> str | None:

@@ -164,3 +164,26 @@ def test_files_in_a_folder_parameter_are_inputs(lessons: Path, profile: Path, ca
     assert "03_read.ipynb: would run: files in templates_dir changed" in capsys.readouterr().out
     assert main(argv) == 0
     assert (lessons.parent / "report" / "artifacts" / "read.txt").read_text() == "term\nqueer\n"
+
+
+def test_a_file_planted_among_a_lessons_outputs_makes_it_stale(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 11: a weight file planted in lesson 6's model folder changed what lesson 7
+    loaded, and --dry-run still reused everything."""
+    from tiny_lessons import write_notebook
+    from toxhelpers.run.cli import main
+
+    write_notebook(lessons / "03_save.ipynb", ['artifacts_dir = "../artifacts"',
+                                               "import pathlib\nfolder = pathlib.Path(artifacts_dir, 'saved', 'encoder')\n"
+                                               "folder.mkdir(parents=True, exist_ok=True)\n"
+                                               "(folder / 'tf_model.h5').write_text('weights')"])
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(lessons.parent / "report"),
+            "--quiet"]
+    assert main(argv) == 0
+    (lessons.parent / "report" / "artifacts" / "saved" / "encoder" / "model.safetensors").write_text("planted")
+    (lessons.parent / "report" / "artifacts" / "metrics" / "notes.json").write_text("{}")  # a shared folder
+    capsys.readouterr()
+    assert main(argv + ["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "03_save.ipynb: would run: artifacts/saved/encoder/model.safetensors appeared among its outputs, " \
+           "written by no lesson" in printed
+    assert "01_make.ipynb: would reuse" in printed and "02_use.ipynb: would reuse" in printed

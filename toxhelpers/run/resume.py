@@ -198,6 +198,20 @@ def _first(paths: Sequence[str]) -> str:
     return paths[0] + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
 
 
+def foreign_files(ctx: Context, notebook: Path, manifest: dict[str, Any], current: Snapshot) -> list[str]:
+    """Files no lesson wrote, in a folder that holds only this notebook's outputs (a weight file
+    planted in ``finetuned/model/encoder/`` would be loaded by the next lesson; the loader refuses
+    it, and the notebook is not counted up to date while it is there). Shared folders such as
+    ``metrics/`` are left out: their files belong to several notebooks."""
+    owners = ctx.owners()
+    mine = set(manifest.get("outputs", {}))
+    folders = {Path(rel).parent for rel in mine} - {Path(".")}
+    shared = {Path(rel).parent for rel, owner in owners.items() if owner != notebook.name}
+    own_folders = folders - shared
+    return sorted(rel for rel in current
+                  if Path(rel).parent in own_folders and rel not in mine and rel not in owners)
+
+
 def recorded_input_files(record: dict[str, Any]) -> dict[str, str]:
     """{path: sha256} of the data files and weights a notebook's record lists as its inputs."""
     files = {}
@@ -226,6 +240,9 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     for relative, info in manifest.get("outputs", {}).items():
         if relative not in current or current[relative]["sha256"] != info["sha256"]:
             return False, f"output artifacts/{relative} missing or changed"
+    planted = foreign_files(ctx, notebook, manifest, current)
+    if planted:
+        return False, f"artifacts/{_first(planted)} appeared among its outputs, written by no lesson"
     owned = ctx.owned_from(notebook)
     changed = sorted(rel for rel, info in manifest.get("inputs", {}).items()
                      if rel not in owned and current.get(rel, {}).get("sha256") != info["sha256"])

@@ -195,6 +195,10 @@ def cluster_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or \
             not isinstance(config.get("task"), dict):
         raise ValueError(f"TF_CONFIG needs a 'cluster' and a 'task' object, got {text!r}; {example}")
+    chiefs = config["cluster"].get("chief")
+    if chiefs is not None and (not isinstance(chiefs, list) or len(chiefs) != 1):
+        raise ValueError(f"TF_CONFIG's cluster lists {chiefs!r} as 'chief': expected exactly one address "
+                         f"(one chief writes the artifacts); {example}")
     task_type, index = config["task"].get("type"), config["task"].get("index")
     members = config["cluster"].get(task_type)
     if not isinstance(members, list) or isinstance(index, bool) or not isinstance(index, int) \

@@ -101,15 +101,22 @@ def lock_is_free(folder: Path) -> bool:
     return True
 
 
+def check_not_below_a_file(folder: Path, option: str, given: Path | None = None) -> None:
+    """No part of ``folder``'s path may be a file (creating it would fail with FileExistsError)."""
+    for path in (folder, *folder.parents):
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{option} {given or folder}: {path} is a file; expected a folder there")
+
+
 def check_out_folder(out: Path) -> Path:
     """``--out`` must be a folder, new or existing: not a file, nor inside one; and an existing
     folder must be empty or a report (its :data:`MARKER`, or the ``.state`` and ``run.json`` of a
     report from before the marker): a run writes summary.md, figures/, notebooks/... there, and
     used to overwrite or delete whatever another folder (a repository, your notes) held."""
-    for path in (out, *out.parents):
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {out}: {path} is a file; expected a folder for the report "
-                             "(a new one, or an earlier run's to resume)")
+    check_not_below_a_file(out.parent, "--out", out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: {out} is a file; expected a folder for the report "
+                         "(a new one, or an earlier run's to resume)")
     if not out.is_dir() or is_report(out):
         return out
     held = sorted(path.name for path in out.iterdir() if path.name != ".lock")

@@ -112,6 +112,21 @@ def _head_and_tail(tokenizer: Any, text: str, body: int, step: int, head: int, t
     return head_windows[:head] + tail_windows[-tail:]
 
 
+def check_threshold(threshold: Any) -> float:
+    """A decision threshold: a real number in [0, 1] (text, NaN or 1.5 used to pass, or fail in numpy)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not 0 <= float(threshold) <= 1:
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def check_max_length(max_length: Any) -> int:
+    """Tokens per window: [CLS], [SEP] and at least one word piece."""
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 3:
+        raise ValueError(f"max_length must be an integer >= 3 ([CLS], [SEP] and a word piece), got {max_length!r}")
+    return int(max_length)
+
+
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Any backend: a batch ``{"input_ids", "attention_mask"}`` (int32, batch x length) -> probabilities."""
 
@@ -130,7 +145,7 @@ class ToxicityScorer:
     def __init__(self, predict: Predict, tokenizer: Any, max_length: int, threshold: float = 0.5,
                  batch_size: int = 64, chunk_size: int = CHUNK_COMMENTS):
         self.predict, self.tokenizer = predict, tokenizer
-        self.max_length, self.threshold = max_length, threshold
+        self.max_length, self.threshold = check_max_length(max_length), check_threshold(threshold)
         self.batch_size = batches.check_batch_size(batch_size)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise ValueError(f"chunk_size must be an integer >= 1 (comments scored together), got {chunk_size!r}")

@@ -94,3 +94,19 @@ def test_lessons_run_on_this_interpreters_kernel_whatever_jupyter_finds(lessons:
     assert not marker.exists()
     kernel = json.loads((out / "run.json").read_text())["kernel"]
     assert kernel["python"] == sys.executable and kernel["python_version"] == sys.version.split()[0]
+
+
+def test_a_dead_kernel_is_reported_with_its_cell_and_peak_memory(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 15: a kernel killed (the OOM killer, kill -9) was reported as 'DeadKernelError:
+    Kernel died' with no cell, and summary.md showed '03_die.ipynb, : ...'."""
+    write_notebook(lessons / "03_die.ipynb", ['artifacts_dir = "../artifacts"', "numbers = list(range(10))",
+                                              "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
+    out = lessons.parent / "report"
+    assert main(["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: 03_die.ipynb in cell 4 of 4:\n    import os, signal\n" in err, err  # the cell, by its first line
+    assert "the kernel died (DeadKernelError) while this cell ran; peak memory of the notebook" in err
+    assert "most likely it ran out of memory" in err
+    summary = (out / "summary.md").read_text()
+    assert "**Status:** failed (03_die.ipynb, cell 4 of 4: the kernel died" in summary
+    assert json.loads((out / "run.json").read_text())["failure"]["cell"] == "cell 4 of 4"

@@ -3,7 +3,6 @@ progress view, a failure turned into one short message, and the HTML rendering."
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from toxhelpers.artifacts import write_text
-from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress
+from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress, RunningCell
 from toxhelpers.run.resume import Context
 from toxhelpers.run.run_folder import RunFolder
 
@@ -96,16 +95,49 @@ class Failure:
                 f"(output log: {folder.log(Path(self.notebook))})")
 
 
-def describe_failure(notebook: Path, error: BaseException) -> Failure:
-    """Turn papermill's exception into (notebook, cell, error); other errors keep their type."""
+class CellWatch:
+    """Where the executor records the cell it runs (whatever the output mode), for the report of
+    a kernel that dies in it."""
+
+    def __init__(self) -> None:
+        self.cells: RunningCell | CellProgress | None = None
+
+    def follow(self, cells: RunningCell | CellProgress) -> None:
+        self.cells = cells
+
+    @property
+    def source(self) -> str | None:
+        """The last code cell started (papermill marks a cell complete also when its kernel died)."""
+        return (self.cells.source or None) if self.cells is not None else None
+
+
+def cell_position(notebook: Path, source: str) -> str:
+    """'cell 4 of 12': where a cell's source sits in the notebook as written (papermill's copy
+    has an extra parameters cell, so its numbers are off by one)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    numbers = [index for index, cell in enumerate(cells, 1) if "".join(cell["source"]) == source]
+    return f"cell {numbers[0]} of {len(cells)}" if numbers else "a cell"
+
+
+def describe_failure(notebook: Path, error: BaseException, running: str | None = None,
+                     peak_mb: float | None = None) -> Failure:
+    """Turn papermill's exception into (notebook, cell, error); other errors keep their type. A
+    kernel that died (the OOM killer, kill -9) is reported with ``running``, the source of the
+    cell it was running, and the notebook's peak memory, memory being the likely cause."""
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    if isinstance(error, DeadKernelError):
+        memory = f"; peak memory of the notebook {peak_mb:,.0f} MB" if peak_mb else ""
+        return Failure(notebook.name, cell_position(notebook, running) if running is not None else "",
+                       f"the kernel died (DeadKernelError) while this cell ran{memory}: most likely it ran out of "
+                       "memory (the system's OOM killer ends the largest process), or it was killed from outside; "
+                       "try a smaller profile or fewer rows, or close other programs",
+                       failing_line(running or "", ""))
     if not isinstance(error, PapermillExecutionError):
         return Failure(notebook.name, "", f"{type(error).__name__}: {error}".strip())
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     source = error.source if isinstance(error.source, str) else "".join(error.source)
-    numbers = [index for index, cell in enumerate(cells, 1) if "".join(cell["source"]) == source]
-    cell = f"cell {numbers[0]} of {len(cells)}" if numbers else "a cell"
+    cell = cell_position(notebook, source)
     cell += f" (In [{error.exec_count}])" if error.exec_count else ""
     traceback = _strip_ansi("\n".join(error.traceback))
     evalue = str(error.evalue)
@@ -193,7 +225,7 @@ def follow_cells(manager: Any, progress: CellProgress) -> None:
     manager.cell_start, manager.cell_complete = cell_start, cell_complete
 
 
-def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
+def execute(ctx: Context, notebook: Path, output: str = COMPACT, running: "CellWatch | None" = None) -> None:
     """Run one notebook through papermill, its output to ``logs/`` (and the terminal when
     ``output`` is verbose, its cells to the progress view when compact); raises on the first
     failing cell."""
@@ -204,8 +236,10 @@ def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
     executed.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     terminal = output == VERBOSE
-    progress = CellProgress() if output == COMPACT else contextlib.nullcontext()
+    progress = CellProgress() if output == COMPACT else RunningCell()
     with open(log_path, "w", encoding="utf-8") as log, progress as cells:
+        if running is not None:
+            running.follow(cells)
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=ctx.passed(notebook), cwd=str(notebook.parent),
             progress_bar=False, log_output=False, stdout_file=Tee(sys.stdout if terminal else None, log),

@@ -23,7 +23,7 @@ from toxhelpers.artifacts import write_text
 from toxhelpers.run import checks, resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
-from toxhelpers.run.execute import KERNEL, Failure, describe_failure, execute, render_html
+from toxhelpers.run.execute import KERNEL, CellWatch, Failure, describe_failure, execute, render_html
 from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks
 from toxhelpers.run.parameters import DEFAULT_PROFILE, check_unambiguous, declared_parameters, resolve_parameters
 from toxhelpers.run.peak_memory import PeakMemory
@@ -237,10 +237,10 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     clear_previous(ctx, notebook)
     before = snapshot(ctx.folder.artifacts, ctx.hasher)
     began = time.monotonic()
-    watch = PeakMemory()
+    watch, running = PeakMemory(), CellWatch()
     try:
         with watch:
-            execute(ctx, notebook, output)
+            execute(ctx, notebook, output, running)
         status.peak_memory_mb = round(watch.peak_mb)
         render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     except KeyboardInterrupt:
@@ -250,7 +250,8 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
         status.wall_seconds, status.peak_memory_mb = round(time.monotonic() - began, 2), round(watch.peak_mb)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
-        status.status, status.failure = "failed", describe_failure(notebook, error)
+        status.status, status.failure = "failed", describe_failure(notebook, error, running.source,
+                                                                   status.peak_memory_mb)
         _render_quietly(ctx, notebook)
         return False
     wall = time.monotonic() - began

@@ -187,7 +187,8 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
     failure = result.failure
     lines.append(f"- **Status:** {run_record['status']}"
                  + (f" by {run_record['stopped_by']}" if run_record.get("stopped_by") else "")
-                 + (f" ({failure.notebook}, {failure.cell}: {_md(failure.error)})" if failure else ""))
+                 + (f" ({', '.join(filter(None, (failure.notebook, failure.cell)))}: {_md(failure.error)})"
+                    if failure else ""))
     memory = max((item.peak_memory_mb or 0 for item in result.notebooks), default=0)
     lines.append(f"- **Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s"
                  + (f" · peak memory of a notebook {memory:,.0f} MB" if memory else ""))

@@ -187,3 +187,18 @@ def test_a_file_planted_among_a_lessons_outputs_makes_it_stale(lessons: Path, pr
     assert "03_save.ipynb: would run: artifacts/saved/encoder/model.safetensors appeared among its outputs, " \
            "written by no lesson" in printed
     assert "01_make.ipynb: would reuse" in printed and "02_use.ipynb: would reuse" in printed
+
+
+def test_a_moved_or_copied_report_resumes(lessons: Path, profile: Path) -> None:
+    """Issue 22: the absolute artifacts_dir was part of every record, so a report moved or copied
+    elsewhere reran every lesson; paths inside the report are now kept relative to it."""
+    first = lessons.parent / "report"
+    assert run(options(lessons, profile)).ok
+    copy = lessons.parent / "elsewhere" / "copy"
+    shutil.copytree(first, copy)
+    assert statuses(run(options(lessons, profile, out=copy))) == {"01_make": "reused", "02_use": "reused"}
+    moved = lessons.parent / "moved"
+    first.rename(moved)
+    assert statuses(run(options(lessons, profile, out=moved))) == {"01_make": "reused", "02_use": "reused"}
+    (copy / "artifacts" / "data" / "numbers.json").write_text("[7]")  # the copy is checked on its own files
+    assert statuses(run(options(lessons, profile, out=copy)))["01_make"] == "ran"

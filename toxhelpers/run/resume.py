@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toxhelpers.artifacts import read_json, sha256_file, write_json
-from toxhelpers.run.parameters import Parameters, notebook_parameters
+from toxhelpers.run.parameters import RUNNER_SET, Parameters, notebook_parameters
 from toxhelpers.run.run_folder import RunFolder
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # toxhelpers/
@@ -120,8 +120,11 @@ class Context:
         return notebook_parameters(self.params.values, self.declared[notebook.name], artifacts, notebook.name)
 
     def key_parts(self, notebook: Path) -> dict[str, Any]:
-        parts = {"notebook": notebook_source_hash(notebook), "parameters": self.passed(notebook),
-                 **self.key_common}
+        """What a notebook's results depend on. Paths inside the report folder are kept relative
+        to it (``artifacts_dir`` is ``artifacts``), so a moved or copied report resumes."""
+        passed = self.passed(notebook)
+        parameters = {**passed, RUNNER_SET: self.folder.relative(Path(passed[RUNNER_SET]))}
+        parts = {"notebook": notebook_source_hash(notebook), "parameters": parameters, **self.key_common}
         if "data_dir" in self.declared[notebook.name]:
             parts["data_folder"] = (self.data_source or {}).get("path")
         folders = {key: folder_hash(Path(value), self.hasher) for key, value in parts["parameters"].items()
@@ -251,6 +254,10 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     for path, sha in manifest.get("recorded_inputs", {}).items():
         if not Path(path).is_file() or ctx.hasher(Path(path)) != sha:
             return False, f"input file {path} missing or changed"
+    for relative, sha in manifest.get("recorded_inputs_in_report", {}).items():
+        path = ctx.folder.root / relative
+        if not path.is_file() or ctx.hasher(path) != sha:
+            return False, f"input file {relative} missing or changed"
     return True, "unchanged"
 
 
@@ -322,8 +329,14 @@ def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float) 
         recorded.update(recorded_input_files(read_json(ctx.folder.artifacts / "metrics" / f"{section}.json")))
     run_files = {ctx.folder.relative(path): ctx.hasher(path)
                  for path in (ctx.folder.executed(notebook), ctx.folder.html(notebook))}
+    root = ctx.folder.root.resolve()
+    in_report = {Path(path).resolve().relative_to(root).as_posix(): sha for path, sha in recorded.items()
+                 if Path(path).is_absolute() and Path(path).resolve().is_relative_to(root)}
+    recorded = {path: sha for path, sha in recorded.items()
+                if not (Path(path).is_absolute() and Path(path).resolve().is_relative_to(root))}
     manifest = {"notebook": notebook.name, "key_parts": ctx.key_parts(notebook), "inputs": inputs,
-                "outputs": outputs, "recorded_inputs": recorded, "run_files": run_files,
+                "outputs": outputs, "recorded_inputs": recorded, "recorded_inputs_in_report": in_report,
+                "run_files": run_files,
                 "sections": sections, "wall_seconds": round(wall, 2), "finished_at": utc_now()}
     claim(ctx, notebook, list(outputs))
     write_json(manifest, ctx.folder.manifest(notebook))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_lessons import lessons, options, profile, stable_code  # noqa: F401 (fixtures)
+from tiny_lessons import command_line, lessons, options, profile, stable_code  # noqa: F401 (fixtures)
 from toxhelpers.run.cli import main
 from toxhelpers.run.errors import UsageError
 from toxhelpers.run.orchestrate import run
@@ -152,7 +152,7 @@ def test_sigterm_is_an_interrupt_and_sigkill_is_reported_next_time(lessons: Path
 
     write_notebook(lessons / "03_wait.ipynb", WAIT)
     out, log = lessons.parent / "report", lessons.parent / "run.log"
-    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet", "--only", "03"]
+    argv = command_line(lessons, profile, "--only", "03")
     started = out / "artifacts" / "wait" / "started.txt"
     record = lambda: json.loads((out / "run.json").read_text())  # noqa: E731
 

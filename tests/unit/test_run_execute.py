@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from tiny_lessons import lessons, profile, stable_code, write_notebook  # noqa: F401 (fixtures)
+from tiny_lessons import command_line, lessons, profile, stable_code, write_notebook  # noqa: F401 (fixtures)
 from toxhelpers.run.cli import main
 
 
@@ -43,8 +43,7 @@ def test_a_lesson_that_wrote_none_of_its_outputs_is_not_recorded_complete(lesson
     write_notebook(lessons / "05_training.ipynb", ['artifacts_dir = "../artifacts"',
                                                    "from toxhelpers import recording\n"
                                                    "recording.Recorder(artifacts_dir, 'training')"])
-    out = lessons.parent / "report"
-    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    out, argv = lessons.parent / "report", command_line(lessons, profile)
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "FAILED: 03_nothing.ipynb:" in err and "wrote none of its outputs (expected a file in artifacts/)" in err
@@ -64,8 +63,7 @@ def test_an_inherited_tf_config_is_ignored_unless_a_lesson_joins_the_cluster(les
     write_notebook(lessons / "03_env.ipynb", ['artifacts_dir = "../artifacts"\nstrategy = "default"',
                                               "import json, os\njson.dump(os.environ.get('TF_CONFIG'), "
                                               "open(f'{artifacts_dir}/tf_config.json', 'w'))"])
-    out = lessons.parent / "report"
-    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    out, argv = lessons.parent / "report", command_line(lessons, profile)
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("TF_CONFIG is set in the environment but strategy is 'default': it is ignored") == 1
@@ -90,7 +88,7 @@ def test_lessons_run_on_this_interpreters_kernel_whatever_jupyter_finds(lessons:
         "display_name": "Python 3 (another environment)", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(lessons.parent / "jupyter"))
     out = lessons.parent / "report"
-    assert main(["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]) == 0
+    assert main(command_line(lessons, profile)) == 0
     assert not marker.exists()
     kernel = json.loads((out / "run.json").read_text())["kernel"]
     assert kernel["python"] == sys.executable and kernel["python_version"] == sys.version.split()[0]
@@ -102,7 +100,7 @@ def test_a_dead_kernel_is_reported_with_its_cell_and_peak_memory(lessons: Path, 
     write_notebook(lessons / "03_die.ipynb", ['artifacts_dir = "../artifacts"', "numbers = list(range(10))",
                                               "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
     out = lessons.parent / "report"
-    assert main(["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]) == 1
+    assert main(command_line(lessons, profile)) == 1
     err = capsys.readouterr().err
     assert "FAILED: 03_die.ipynb in cell 4 of 4:\n    import os, signal\n" in err, err  # the cell, by its first line
     assert "the kernel died (DeadKernelError) while this cell ran; peak memory of the notebook" in err

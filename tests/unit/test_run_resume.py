@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from tiny_lessons import lessons, options, profile, stable_code, statuses  # noqa: F401 (fixtures)
+from tiny_lessons import command_line, lessons, options, profile, stable_code, statuses  # noqa: F401 (fixtures)
 from toxhelpers.run import resume
 from toxhelpers.run.orchestrate import run
 
@@ -126,8 +126,7 @@ def test_a_subset_never_runs_on_an_earlier_lessons_changed_output(lessons: Path,
     report success; now nothing runs and one line names the file and the notebook to rerun."""
     from toxhelpers.run.cli import main
 
-    out = lessons.parent / "report"
-    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    out, argv = lessons.parent / "report", command_line(lessons, profile)
     assert main(argv) == 0
     numbers = out / "artifacts" / "data" / "numbers.json"
     numbers.write_text("[100, 200]")
@@ -155,8 +154,7 @@ def test_files_in_a_folder_parameter_are_inputs(lessons: Path, profile: Path, ca
     write_notebook(lessons / "03_read.ipynb", ['artifacts_dir = "../artifacts"\ntemplates_dir = None',
                                                "import pathlib\npathlib.Path(artifacts_dir, 'read.txt').write_text("
                                                "pathlib.Path(templates_dir, 'words.csv').read_text())"])
-    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(lessons.parent / "report"),
-            "--quiet", "-p", f"templates_dir={templates}"]
+    argv = command_line(lessons, profile, "-p", f"templates_dir={templates}")
     assert main(argv) == 0
     assert main(argv) == 0 and "03_read.ipynb reused" in capsys.readouterr().err
     (templates / "words.csv").write_text("term\nqueer\n")
@@ -176,8 +174,7 @@ def test_a_file_planted_among_a_lessons_outputs_makes_it_stale(lessons: Path, pr
                                                "import pathlib\nfolder = pathlib.Path(artifacts_dir, 'saved', 'encoder')\n"
                                                "folder.mkdir(parents=True, exist_ok=True)\n"
                                                "(folder / 'tf_model.h5').write_text('weights')"])
-    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(lessons.parent / "report"),
-            "--quiet"]
+    argv = command_line(lessons, profile)
     assert main(argv) == 0
     (lessons.parent / "report" / "artifacts" / "saved" / "encoder" / "model.safetensors").write_text("planted")
     (lessons.parent / "report" / "artifacts" / "metrics" / "notes.json").write_text("{}")  # a shared folder

@@ -44,7 +44,7 @@ def test_a_lesson_that_wrote_none_of_its_outputs_is_not_recorded_complete(lesson
                                                    "from toxhelpers import recording\n"
                                                    "recording.Recorder(artifacts_dir, 'training')"])
     out, argv = lessons.parent / "report", command_line(lessons, profile)
-    assert main(argv) == 1
+    assert main(argv + ["--only", "03"]) == 1
     err = capsys.readouterr().err
     assert "FAILED: 03_nothing.ipynb:" in err and "wrote none of its outputs (expected a file in artifacts/)" in err
     assert main(argv + ["--only", "05"]) == 1  # the table's outputs: a record alone is not enough
@@ -63,12 +63,12 @@ def test_an_inherited_tf_config_is_ignored_unless_a_lesson_joins_the_cluster(les
     write_notebook(lessons / "03_env.ipynb", ['artifacts_dir = "../artifacts"\nstrategy = "default"',
                                               "import json, os\njson.dump(os.environ.get('TF_CONFIG'), "
                                               "open(f'{artifacts_dir}/tf_config.json', 'w'))"])
-    out, argv = lessons.parent / "report", command_line(lessons, profile)
+    out, argv = lessons.parent / "report", command_line(lessons, profile, "--only", "03")
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert err.count("TF_CONFIG is set in the environment but strategy is 'default': it is ignored") == 1
     assert json.loads((out / "artifacts" / "tf_config.json").read_text()) is None
-    assert main(argv + ["--only", "03", "-p", "strategy=multi_worker"]) == 0  # joining the cluster: passed on
+    assert main(argv + ["-p", "strategy=multi_worker"]) == 0  # joining the cluster: passed on
     assert "TF_CONFIG is set" not in capsys.readouterr().err
     assert json.loads((out / "artifacts" / "tf_config.json").read_text()) == inherited
     assert __import__("os").environ["TF_CONFIG"] == inherited  # the runner's own environment is restored
@@ -88,7 +88,7 @@ def test_lessons_run_on_this_interpreters_kernel_whatever_jupyter_finds(lessons:
         "display_name": "Python 3 (another environment)", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(lessons.parent / "jupyter"))
     out = lessons.parent / "report"
-    assert main(command_line(lessons, profile)) == 0
+    assert main(command_line(lessons, profile, "--only", "01")) == 0
     assert not marker.exists()
     kernel = json.loads((out / "run.json").read_text())["kernel"]
     assert kernel["python"] == sys.executable and kernel["python_version"] == sys.version.split()[0]
@@ -100,7 +100,7 @@ def test_a_dead_kernel_is_reported_with_its_cell_and_peak_memory(lessons: Path, 
     write_notebook(lessons / "03_die.ipynb", ['artifacts_dir = "../artifacts"', "numbers = list(range(10))",
                                               "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"])
     out = lessons.parent / "report"
-    assert main(command_line(lessons, profile)) == 1
+    assert main(command_line(lessons, profile, "--only", "03")) == 1
     err = capsys.readouterr().err
     assert "FAILED: 03_die.ipynb in cell 4 of 4:\n    import os, signal\n" in err, err  # the cell, by its first line
     assert "the kernel died (DeadKernelError) while this cell ran; peak memory of the notebook" in err

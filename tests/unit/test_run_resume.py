@@ -154,7 +154,7 @@ def test_files_in_a_folder_parameter_are_inputs(lessons: Path, profile: Path, ca
     write_notebook(lessons / "03_read.ipynb", ['artifacts_dir = "../artifacts"\ntemplates_dir = None',
                                                "import pathlib\npathlib.Path(artifacts_dir, 'read.txt').write_text("
                                                "pathlib.Path(templates_dir, 'words.csv').read_text())"])
-    argv = command_line(lessons, profile, "-p", f"templates_dir={templates}")
+    argv = command_line(lessons, profile, "-p", f"templates_dir={templates}", "--only", "03")
     assert main(argv) == 0
     assert main(argv) == 0 and "03_read.ipynb reused" in capsys.readouterr().err
     (templates / "words.csv").write_text("term\nqueer\n")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,20 @@ from toxhelpers.artifacts import LESSONS, artifact_path, read_arrays, read_json,
 
 def check_texts(texts: Any, max_length: int | None = None) -> list[str]:
     """The comments as a list of strings (and ``max_length``, when given, at least 2); anything
-    else is one clear error."""
+    else is one clear error naming the comment.
+
+    Refused, each with its own message: a single string or ``bytes`` (iterating them gives
+    characters or integers), a dict (its keys would be scored), a set (its order is arbitrary,
+    so scores could not be matched back to comments), anything not a string, and text that is
+    not valid Unicode (a lone surrogate, which the tokenizer rejects with a raw TypeError)."""
     if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
         raise ValueError(f"max_length must be an integer >= 2 ([CLS] and [SEP]), got {max_length!r}")
-    if isinstance(texts, str):
-        raise TypeError("expected a list of comments, got a single string; wrap it in a list")
+    if isinstance(texts, (str, bytes, bytearray)):
+        kind = "a single string" if isinstance(texts, str) else f"{type(texts).__name__} (decode it to text first)"
+        raise TypeError(f"expected a list of comments, got {kind}; wrap it in a list")
+    if isinstance(texts, (Mapping, Set)):
+        why = "its keys are not comments" if isinstance(texts, Mapping) else "its order is arbitrary"
+        raise TypeError(f"expected a list of comments, got a {type(texts).__name__} ({why}); pass a list")
     try:
         texts = list(texts)
     except TypeError:
@@ -36,6 +45,11 @@ def check_texts(texts: Any, max_length: int | None = None) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"comment {index} is {type(text).__name__} ({text!r:.40}); expected a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"comment {index} is not valid Unicode text (a lone surrogate {text[error.start]!r} at "
+                             f"character {error.start}); expected text that encodes as UTF-8") from None
     return texts
 
 

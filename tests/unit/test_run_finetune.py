@@ -51,26 +51,30 @@ def test_a_broken_tf_config_stops_before_any_kernel(tmp_path, monkeypatch, capsy
 
 # ------------------------------------------------ issue 22 row 13: the same care as toxhelpers run
 
-TINY_LESSON = ['artifacts_dir = "../artifacts"\nstrategy = "default"\nprecision = "float32"\nfail = False',
+TINY_LESSON = ['artifacts_dir = "../artifacts"\nstrategy = "default"\nprecision = "float32"\nscaling_rows = 512\n'
+               'fail = False',
                "import pathlib\nif fail:\n    raise ValueError('the lesson failed here')\n"
-               "pathlib.Path(artifacts_dir, 'finetuned').mkdir(exist_ok=True)\n"
-               "pathlib.Path(artifacts_dir, 'finetuned', 'metrics.json').write_text('{}')"]
+               "pathlib.Path(artifacts_dir, 'scaled').mkdir(exist_ok=True)\n"
+               "pathlib.Path(artifacts_dir, 'scaled', 'validation_predictions.parquet').write_text('x')"]
 
 
 @pytest.fixture()
 def tiny_finetune(tmp_path):
-    """A stand-in lesson 6 (no TensorFlow) and an artifacts folder holding what it needs from
-    lessons 3-5 (placeholder files: only their presence is checked before the kernel starts)."""
+    """A stand-in lesson 11 (no TensorFlow) and an artifacts folder holding what it needs from
+    lessons 3-6 (placeholder files: only their presence is checked before the kernel starts)."""
     from tiny_lessons import write_notebook
+
+    from toxhelpers.artifacts import artifact_path
+    from toxhelpers.run.finetune import NEEDED
 
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks / LESSON, TINY_LESSON)
     artifacts = tmp_path / "report" / "artifacts"
-    for name in ("tokens/checkpoint.json", "tokens/validation.npz", "tokens/test.npz", "phase1/spec.json",
-                 "phase1/head.weights.h5"):
-        (artifacts / name).parent.mkdir(parents=True, exist_ok=True)
-        (artifacts / name).write_text("x")
+    for name, fields in NEEDED:
+        path = artifact_path(artifacts, name, **fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
     return ["finetune", "--artifacts-dir", str(artifacts), "--notebooks-dir", str(notebooks),
             "--out", str(tmp_path / "out" / LESSON)]
 
@@ -79,19 +83,19 @@ def test_finetune_on_an_empty_folder_says_which_lesson_to_run(tmp_path, capsys):
     assert main(["finetune", "--artifacts-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no tokens/checkpoint.json (written by 03_tokenization.ipynb); run lessons " \
-        "1-5 into it first" in err, err
+        "1-6 into it first" in err, err
 
 
 def test_finetune_reports_a_failing_lesson_in_one_message_and_clears_old_outputs(tiny_finetune, capsys):
     artifacts = tiny_finetune[2]
-    stale = [f"{artifacts}/finetuned/model/encoder/tf_model.h5", f"{artifacts}/finetuned/test_predictions.parquet",
-             f"{artifacts}/metrics/finetuning.json"]
+    stale = [f"{artifacts}/scaled/model/encoder/tf_model.h5", f"{artifacts}/scaled/validation_predictions.parquet",
+             f"{artifacts}/metrics/scaling.json"]
     for name in stale:
         Path(name).parent.mkdir(parents=True, exist_ok=True)
         Path(name).write_text("old")
     assert main(tiny_finetune + ["-p", "fail=true"]) == 1
     err = capsys.readouterr().err
-    assert "FAILED: 06_finetuning.ipynb in cell 3 of 3" in err and "ValueError: the lesson failed here" in err
+    assert "FAILED: 11_scaling_out.ipynb in cell 3 of 3" in err and "ValueError: the lesson failed here" in err
     assert "Traceback" not in err and "partial notebook kept" in err
     assert not any(Path(name).exists() for name in stale)  # never old beside new
     assert main(tiny_finetune) == 0
@@ -118,5 +122,5 @@ def test_the_stand_in_holds_what_finetune_checks(tmp_path):
     from toxhelpers.run.finetune import NEEDED
 
     assert sorted(artifact_path(tmp_path, name, **fields).relative_to(tmp_path).as_posix() for name, fields in NEEDED) \
-        == ["phase1/head.weights.h5", "phase1/spec.json", "tokens/checkpoint.json", "tokens/test.npz",
-            "tokens/validation.npz"]
+        == ["finetuned/metrics.json", "phase1/head.json", "phase1/head.weights.h5", "phase1/spec.json",
+            "tokens/checkpoint.json", "tokens/validation.npz"]

@@ -132,7 +132,9 @@ def test_a_plain_key_with_different_defaults_in_the_selected_notebooks_is_refuse
     notebooks.mkdir()
     write_notebook(notebooks / "01_head.ipynb", ['artifacts_dir = "../artifacts"\nepochs = 6\nseed = 0', "pass"])
     write_notebook(notebooks / "02_tune.ipynb", ['artifacts_dir = "../artifacts"\nepochs = 1\nseed = 0', "pass"])
-    options = {"profile": "smoke", "out": tmp_path / "report", "quiet": True, "notebooks_dir": notebooks}
+    (tmp_path / "none.yaml").write_text("parameters: {}\n")
+    options = {"profile": str(tmp_path / "none.yaml"), "out": tmp_path / "report", "quiet": True,
+               "notebooks_dir": notebooks}
     with pytest.raises(UsageError, match=re.escape(
             "parameter epochs is ambiguous: 01_head.ipynb (default 6), 02_tune.ipynb (default 1) declare "
             "it with different defaults; set it for one notebook: -p 01.epochs=... -p 02.epochs=...")):

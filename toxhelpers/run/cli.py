@@ -14,9 +14,9 @@ Parameters
     (always ``<out>/artifacts``, set by the runner). ``-p 06.epochs=2`` (or ``06_finetuning.epochs``,
     also as a key in a profile or config file) sets a key for that notebook only; within one source
     it wins over the plain key, and a plain key from a later source replaces it. A plain key that
-    selected notebooks declare with different defaults (``epochs``: 6 in lesson 5, 1 in lesson 6)
-    is refused as ambiguous, and so is a combination a selected notebook would refuse (a
-    ``strategy`` reaching lesson 5 with ``cached_features=True``). A key that no notebook declares is an error,
+    selected notebooks declare with different defaults is refused as ambiguous (the lessons keep
+    one default per name), and so is a ``-p`` value that reaches none of the selected notebooks
+    (``-p strategy=mirrored --until 06``: lesson 11 alone takes it). A key that no notebook declares is an error,
     so a typo never silently runs the defaults. Every value is checked before the first notebook
     starts, against the type of the notebooks' default and the range or choices known for it
     (:mod:`toxhelpers.run.checks`; ``2e-5`` is a number, ``-p label_rule=no`` the text

@@ -106,8 +106,9 @@ ARTIFACTS = {
     "identity_templates": Artifact("bias/identity_templates.parquet", "bias", "bias.load_scored_templates",
                                    "the fine-tuned model's scores on the non-toxic identity templates, most "
                                    "flagged first (columns text, identity, probability): lesson 10 explains them"),
-    "tfidf_model": Artifact("evaluation/tfidf.joblib", "evaluation", "baselines.load_tfidf",
-                            "the fitted TF-IDF + logistic-regression pipeline (joblib; load only files you made)"),
+    "tfidf_model": Artifact("evaluation/tfidf.npz", "evaluation", "baselines.load_tfidf",
+                            "the fitted TF-IDF + logistic-regression pipeline as plain arrays (vocabularies, idf, "
+                            "coefficients; no pickle)"),
     "tfidf_predictions": Artifact("evaluation/{split}_tfidf_predictions.parquet", "evaluation",
                                   "baselines.load_tfidf_predictions",
                                   "TF-IDF + LR's validation and test probabilities (columns as finetuned_predictions)"),
@@ -158,14 +159,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600 files; artifacts are ordinary files
+        tmp.chmod(0o666 & ~current_umask())  # mkstemp makes 0600 files; artifacts are ordinary files
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it back at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -241,7 +243,8 @@ def write_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Path
 
 
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path) as archive:
+    """The arrays :func:`write_arrays` saved; never unpickles (a pickle in the file is an error)."""
+    with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 

@@ -78,14 +78,16 @@ class EmbeddingScorer:
 
 
 def baseline_ids(input_ids: np.ndarray, tokenizer: Any) -> np.ndarray:
-    """The input with every token but [CLS], [SEP] (and padding) replaced by [PAD]."""
+    """The input with every token but [CLS], [SEP] (and padding) replaced by [PAD]: the same
+    comment with its words removed."""
     keep = np.isin(input_ids, [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id])
     return np.where(keep, input_ids, tokenizer.pad_token_id)
 
 
-def _gradient_sum(scorer: EmbeddingScorer, x: tf.Tensor, x0: tf.Tensor, mask: np.ndarray, alphas: np.ndarray,
-                  weights: np.ndarray, batch: int) -> tuple[tf.Tensor, np.ndarray]:
-    """Sum of ``weights[i] * gradient of the score at x0 + alphas[i] * (x - x0)``, and the scores there."""
+def gradient_sum(scorer: EmbeddingScorer, x: tf.Tensor, x0: tf.Tensor, mask: np.ndarray, alphas: np.ndarray,
+                 weights: np.ndarray, batch: int) -> tuple[tf.Tensor, np.ndarray]:
+    """Sum of ``weights[i]`` x the gradient of the score at the path point ``x0 + alphas[i] * (x - x0)``,
+    and the scores at those points; ``batch`` points go through the model at a time."""
     total, scores = tf.zeros_like(x), []
     for start in range(0, len(alphas), batch):
         alpha = tf.constant(alphas[start:start + batch], dtype=x.dtype)[:, None, None]
@@ -102,14 +104,13 @@ def integrated_gradients(scorer: EmbeddingScorer, tokenizer: Any, text: str, max
                          steps: int = 64, tolerance: float | None = None, max_steps: int = 256,
                          tokens_per_batch: int = 2048) -> Attribution:
     """Attributions of ``text``'s tokens to the toxic probability, by the trapezoid rule with
-    ``steps`` intervals on the path from the [PAD] baseline to the input embeddings.
+    ``steps`` intervals on the straight path from the [PAD] baseline to the input embeddings.
 
     With ``tolerance``, the steps are doubled (up to ``max_steps``) while the completeness error
     exceeds it; each doubling evaluates only the new midpoints (the trapezoid rule nests), so
     refining 64 -> 128 costs 64 more gradients, not 129. The result may still miss the tolerance
-    at ``max_steps``: check ``completeness_error``. Path points go through the model in batches of
-    at most ``tokens_per_batch`` tokens: the gradient tape keeps every activation of a batch, and
-    2,048 tokens keep the peak near 2.5 GB (32 comments of 128 tokens would need about 4 GB).
+    at ``max_steps``: check ``completeness_error``. At most ``tokens_per_batch`` tokens of path
+    points go through the model at once, as the gradient tape keeps every activation of a batch.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps!r}")
@@ -119,16 +120,16 @@ def integrated_gradients(scorer: EmbeddingScorer, tokenizer: Any, text: str, max
     batch = max(1, tokens_per_batch // len(ids))
     weights = np.ones(steps + 1)
     weights[[0, -1]] = 0.5  # trapezoid: the two ends count half
-    gradient_sum, scores = _gradient_sum(scorer, x, x0, mask, np.linspace(0.0, 1.0, steps + 1), weights, batch)
+    total, scores = gradient_sum(scorer, x, x0, mask, np.linspace(0.0, 1.0, steps + 1), weights, batch)
     tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
     while True:
-        values = tf.reduce_sum(gradient_sum / steps * (x - x0), axis=-1).numpy()
+        values = tf.reduce_sum(total / steps * (x - x0), axis=-1).numpy()  # mean gradient x embedding change
         result = Attribution(tokens, values, float(scores[-1]), float(scores[0]), steps)
         if tolerance is None or result.completeness_error <= tolerance or steps * 2 > max_steps:
             return result
         midpoints = (np.arange(steps) + 0.5) / steps
-        extra, _ = _gradient_sum(scorer, x, x0, mask, midpoints, np.ones(steps), batch)
-        gradient_sum, steps = gradient_sum + extra, steps * 2
+        extra, _ = gradient_sum(scorer, x, x0, mask, midpoints, np.ones(steps), batch)
+        total, steps = total + extra, steps * 2
 
 
 def words(attribution: Attribution) -> list[tuple[str, float]]:

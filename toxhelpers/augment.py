@@ -41,7 +41,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import toxhelpers  # noqa: F401  (TF_USE_LEGACY_KERAS before nlpaug pulls in transformers)
+import toxhelpers.tf_setup  # noqa: F401  (TensorFlow quietly, with Keras 2, before nlpaug imports transformers)
+import nlpaug.augmenter.char as nac  # noqa: E402
+import nlpaug.augmenter.sentence as nas  # noqa: E402
+import nlpaug.augmenter.word as naw  # noqa: E402
+from nlpaug.util.text.tokenizer import Tokenizer  # noqa: E402
 
 # --- the methods on offer ---------------------------------------------------------------------
 
@@ -123,54 +127,49 @@ def make_augmenter(method: str = DEFAULT_METHOD, aug_p: float = 0.1, *,
                    artifacts_dir: str | os.PathLike | None = None, encoder: str = "bundled",
                    contextual_checkpoint: str = DEFAULT_CONTEXTUAL_CHECKPOINT,
                    top_k: int | None = None, aug_max: int | None = None) -> Any:
-    """An nlpaug augmenter for ``method`` changing about ``aug_p`` of the words of a text.
-
-    ``aug_max=None`` lifts nlpaug's default cap of 10 changed words, so that aug_p = 0.1 means
-    10% in long comments too. ``artifacts_dir`` is where ``word_embedding`` caches its vectors;
-    ``encoder`` is the checkpoint whose word embeddings it uses.
-    """
+    """An nlpaug augmenter for ``method`` changing about ``aug_p`` of the words of a text, with what
+    the method needs: for ``word_embedding`` the word vectors of ``encoder``, exported once and
+    cached under ``artifacts_dir``; for ``contextual`` a masked language model. Lesson 2's
+    :func:`nlpaug_augmenter` builds the offline ones."""
     check_method(method)
     aug_p = check_aug_p(aug_p)
     top_k = DEFAULT_TOP_K.get(method) if top_k is None else int(top_k)
-    with quiet_nlpaug_import():
-        import nlpaug.augmenter.char as nac
-        import nlpaug.augmenter.sentence as nas
-        import nlpaug.augmenter.word as naw
-
+    if method == "contextual":
+        return contextual_augmenter(contextual_checkpoint, aug_p, top_k=top_k, aug_max=aug_max)
+    vectors = None
     if method == "word_embedding":
         if artifacts_dir is None:
             raise ValueError("method 'word_embedding' needs artifacts_dir, where it caches the word vectors")
         from toxhelpers.word_vectors import ensure_word_vectors, load_word_vectors
 
         vectors = load_word_vectors(ensure_word_vectors(artifacts_dir, encoder), top_k=top_k)
+    return nlpaug_augmenter(method, aug_p, vectors, aug_max=aug_max)
+
+
+def nlpaug_augmenter(method: str, aug_p: float, vectors: Any = None, aug_max: int | None = None) -> Any:
+    """nlpaug's augmenter for one of the offline methods, changing about ``aug_p`` of a text's words.
+
+    ``vectors``: the word vectors ``word_embedding`` takes a word's neighbours from (their
+    ``top_k`` nearest). ``aug_max=None`` lifts nlpaug's default cap of 10 changed words, so that
+    aug_p = 0.1 means 10% in long comments too.
+    """
+    aug_p = check_aug_p(aug_p)
+    if method == "word_embedding":
         return naw.WordEmbsAug(model_type="word2vec", model=vectors, action="substitute", aug_p=aug_p,
-                               aug_max=aug_max, top_k=top_k, stopwords=stopwords())
+                               aug_max=aug_max, top_k=vectors.top_k, stopwords=stopwords())
     if method == "spelling":
         augmenter = naw.SpellingAug(aug_p=aug_p, aug_max=aug_max)
-        make_spelling_deterministic(augmenter)
+        make_spelling_deterministic(augmenter)  # nlpaug lists the misspellings in a random order
         return augmenter
-    if method == "keyboard":
-        # One wrong key per chosen word (a realistic typo), letters only.
+    if method == "keyboard":  # one wrong key per chosen word (a realistic typo), letters only
         return nac.KeyboardAug(aug_word_p=aug_p, aug_word_max=aug_max, aug_char_min=1, aug_char_max=1,
                                include_special_char=False, include_numeric=False, include_upper_case=False)
-    if method in ("random_swap", "random_delete"):
+    if method in ("random_swap", "random_delete"):  # EDA's random swap and random deletion of words
         return naw.RandomWordAug(action=method.split("_")[1], aug_p=aug_p, aug_max=aug_max)
-    if method == "sentence_shuffle":
-        # nlpaug's default sentence splitter needs NLTK's punkt data (not installed); a
-        # punctuation rule is enough for swapping neighbouring sentences.
+    if method == "sentence_shuffle":  # sentences split at . ! ? (nlpaug's default splitter needs NLTK data)
         return nas.RandomSentAug(mode="neighbor", aug_p=aug_p, aug_max=aug_max, tokenizer=split_sentences)
-    return contextual_augmenter(contextual_checkpoint, aug_p, top_k=top_k, aug_max=aug_max)
-
-
-@contextlib.contextmanager
-def quiet_nlpaug_import() -> Iterator[None]:
-    """nlpaug's word module imports transformers (and through it TensorFlow): keep its
-    start-up warnings, and TensorFlow's native start-up lines, out of the lesson."""
-    import toxhelpers.tf_setup  # noqa: F401  (imports TensorFlow quietly, with Keras 2)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    raise ValueError(f"nlpaug_augmenter builds the offline methods {list(OFFLINE_METHODS)}, not {method!r}; "
+                     "make_augmenter builds 'contextual'")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -207,9 +206,6 @@ def contextual_augmenter(checkpoint: str, aug_p: float, top_k: int | None = 100,
                          aug_max: int | None = None) -> Any:
     """nlpaug's ContextualWordEmbsAug on a PyTorch masked-LM checkpoint (the article's method)."""
     folder, model_type = resolve_masked_lm(checkpoint)
-    with quiet_nlpaug_import():
-        import nlpaug.augmenter.word as naw
-
     # force_reload: nlpaug caches models by folder *name*, so two checkpoints in folders with
     # the same name would otherwise share one model.
     return naw.ContextualWordEmbsAug(model_path=str(folder), model_type=model_type, action="substitute",
@@ -376,9 +372,6 @@ def respace(text: str) -> str:
     """What nlpaug's word and character augmenters do to the parts of a text they leave alone:
     split into word and punctuation tokens, re-join with single spaces ("couldn't" -> "couldn ' t",
     line breaks gone)."""
-    with quiet_nlpaug_import():
-        from nlpaug.util.text.tokenizer import Tokenizer
-
     return Tokenizer.reverse_tokenizer(Tokenizer.tokenizer(text))
 
 

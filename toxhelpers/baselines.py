@@ -11,6 +11,7 @@ Its regularisation strength ``C`` is chosen on the validation split, like every 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -110,25 +111,100 @@ def choose_tfidf_C(train_texts: Sequence[str], train_labels: Any, validation_tex
     return first, table
 
 
+# What a saved TF-IDF pipeline may hold: the vectorisers' settings (plain values) and the fitted
+# numbers. Saved as data, never pickled: a pickle (joblib) runs code when loaded, and artifacts
+# folders are shared (scale-out, copies of reports).
+TFIDF_SETTINGS = ("analyzer", "ngram_range", "token_pattern", "lowercase", "sublinear_tf", "min_df", "max_df",
+                  "max_features", "norm", "use_idf", "smooth_idf", "binary", "strip_accents", "stop_words",
+                  "encoding", "decode_error", "input")
+TFIDF_FORMAT = "toxhelpers.tfidf/1"
+
+
+def tfidf_as_data(pipeline: Any) -> dict[str, np.ndarray]:
+    """The fitted TF-IDF + logistic-regression pipeline as named arrays: each vectoriser's
+    settings and vocabulary (JSON, as UTF-8 bytes), its idf weights, and the classifier's
+    coefficients, intercept and classes. Anything it cannot hold as data (a custom tokenizer,
+    another model) is refused rather than pickled."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    steps = dict(getattr(pipeline, "named_steps", {}))
+    classifier, union = steps.get("classifier"), steps.get("tfidf")
+    parts = getattr(union, "transformer_list", None)
+    if set(steps) != {"tfidf", "classifier"} or type(classifier) is not LogisticRegression or not parts \
+            or any(type(part) is not TfidfVectorizer for _, part in parts):
+        raise ValueError("expected the pipeline fit_tfidf_logistic_regression builds (tfidf: a FeatureUnion of "
+                         f"TfidfVectorizer, classifier: LogisticRegression), got {pipeline!r:.200}")
+    config: dict[str, Any] = {"format": TFIDF_FORMAT, "parts": []}
+    arrays: dict[str, np.ndarray] = {}
+    for name, part in parts:
+        params = part.get_params()
+        others = {key: value for key, value in params.items()
+                  if key not in TFIDF_SETTINGS and key not in ("dtype", "vocabulary") and value is not None}
+        if others or callable(params["analyzer"]):
+            raise ValueError(f"TF-IDF part {name!r} has settings that cannot be saved as data: {sorted(others)}")
+        settings = {key: params[key] for key in TFIDF_SETTINGS}
+        settings["ngram_range"] = list(settings["ngram_range"])
+        if isinstance(settings["stop_words"], (frozenset, set)):
+            settings["stop_words"] = sorted(settings["stop_words"])
+        terms = sorted(part.vocabulary_, key=part.vocabulary_.__getitem__)
+        config["parts"].append({"name": name, "settings": settings, "dtype": np.dtype(params["dtype"]).name,
+                                "terms": terms})
+        arrays[f"idf_{name}"] = np.asarray(part.idf_)
+    config["classifier"] = {key: value for key, value in classifier.get_params().items()
+                            if isinstance(value, (int, float, str, bool, type(None)))}
+    arrays.update(coef=classifier.coef_, intercept=classifier.intercept_, classes=np.asarray(classifier.classes_),
+                  config=np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8))
+    return arrays
+
+
+def tfidf_from_data(arrays: dict[str, np.ndarray], source: Any = "the saved TF-IDF model") -> Any:
+    """The pipeline :func:`tfidf_as_data` described, rebuilt from its numbers (no code is loaded)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    try:
+        config = json.loads(bytes(arrays["config"]).decode("utf-8"))
+        if config.get("format") != TFIDF_FORMAT:
+            raise ValueError(f"format {config.get('format')!r}, expected {TFIDF_FORMAT!r}")
+        parts = []
+        for part in config["parts"]:
+            settings = dict(part["settings"], ngram_range=tuple(part["settings"]["ngram_range"]))
+            vectorizer = TfidfVectorizer(**settings, dtype=np.dtype(part["dtype"]).type,
+                                         vocabulary={term: index for index, term in enumerate(part["terms"])})
+            vectorizer.idf_ = arrays[f"idf_{part['name']}"]
+            parts.append((part["name"], vectorizer))
+        classifier = LogisticRegression(**config["classifier"])
+        classifier.coef_, classifier.intercept_ = arrays["coef"], arrays["intercept"]
+        classifier.classes_ = arrays["classes"]
+        classifier.n_features_in_ = classifier.coef_.shape[1]
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{source}: not a TF-IDF model saved by baselines.save_tfidf ({error}); "
+                         "rerun lesson 7 to write it again") from None
+    return Pipeline([("tfidf", FeatureUnion(parts)), ("classifier", classifier)])
+
+
 def save_tfidf(pipeline: Any, artifacts_dir: Any) -> Any:
-    """Keep lesson 7's fitted pipeline (joblib) so lesson 9 can score new sentences with it."""
-    import joblib
+    """Keep lesson 7's fitted pipeline so lesson 9 can score new sentences with it: saved as
+    plain arrays (:func:`tfidf_as_data`), never as a pickle, so loading it cannot run code."""
+    from toxhelpers.artifacts import artifact_path, write_arrays
 
-    from toxhelpers.artifacts import artifact_path, atomic_path
-
-    path = artifact_path(artifacts_dir, "tfidf_model")
-    with atomic_path(path) as tmp:
-        joblib.dump(pipeline, tmp)
-    return path
+    return write_arrays(tfidf_as_data(pipeline), artifact_path(artifacts_dir, "tfidf_model"))
 
 
 def load_tfidf(artifacts_dir: Any) -> Any:
-    """The pipeline :func:`save_tfidf` wrote (joblib runs code when loading: only your own files)."""
-    import joblib
+    """The pipeline :func:`save_tfidf` wrote, rebuilt from its arrays (a file that is anything
+    else, a pickle among them, is refused: nothing in it is executed)."""
+    from toxhelpers.artifacts import read_arrays, require_artifact
 
-    from toxhelpers.artifacts import require_artifact
-
-    return joblib.load(require_artifact(artifacts_dir, "tfidf_model"))
+    path = require_artifact(artifacts_dir, "tfidf_model")
+    try:
+        arrays = read_arrays(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a TF-IDF model saved by baselines.save_tfidf ({error}); "
+                         "rerun lesson 7 to write it again") from None
+    return tfidf_from_data(arrays, path)
 
 
 def top_terms(pipeline: Any, count: int = 15) -> pd.DataFrame:

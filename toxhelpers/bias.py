@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from toxhelpers import evaluation
 
 ATTRIBUTION = ("Identity-phrase templates: Jigsaw / Conversation AI, unintended-ml-bias-analysis "
                "(CC BY 4.0, https://creativecommons.org/licenses/by/4.0/), copied and gzipped without other changes.")
@@ -124,29 +123,32 @@ def split_terms(words: pd.DataFrame, held_out_fraction: float, seed: int = 42) -
     return sorted(train), sorted(held_out)
 
 
-def subgroup_auc(labels: Any, scores: Any, in_group: Any) -> float:
-    """ROC-AUC on the rows mentioning the term (NaN when they hold one class only)."""
-    return _auc(labels, scores, np.asarray(in_group, dtype=bool))
-
-
-def bpsn_auc(labels: Any, scores: Any, in_group: Any) -> float:
-    """Non-toxic rows mentioning the term vs toxic rows not mentioning it (false alarms)."""
-    labels, in_group = np.asarray(labels), np.asarray(in_group, dtype=bool)
-    return _auc(labels, scores, (in_group & (labels == 0)) | (~in_group & (labels == 1)))
-
-
-def bnsp_auc(labels: Any, scores: Any, in_group: Any) -> float:
-    """Toxic rows mentioning the term vs non-toxic rows not mentioning it (missed abuse)."""
-    labels, in_group = np.asarray(labels), np.asarray(in_group, dtype=bool)
-    return _auc(labels, scores, (in_group & (labels == 1)) | (~in_group & (labels == 0)))
-
-
-def _auc(labels: Any, scores: Any, rows: np.ndarray) -> float:
+def auc_on(labels: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> float:
+    """ROC-AUC on the chosen rows only (NaN when they hold one class only)."""
     labels, scores = np.asarray(labels)[rows], np.asarray(scores, dtype=np.float64)[rows]
     return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else float("nan")
 
 
-def power_mean(values: Any, p: float = POWER) -> float:
+def subgroup_auc(labels: np.ndarray, scores: np.ndarray, in_group: np.ndarray) -> float:
+    """ROC-AUC on the rows mentioning the term: can the model tell abuse from praise within them?"""
+    return auc_on(labels, scores, np.asarray(in_group, dtype=bool))
+
+
+def bpsn_auc(labels: np.ndarray, scores: np.ndarray, in_group: np.ndarray) -> float:
+    """Non-toxic rows mentioning the term against toxic rows not mentioning it: low when a mere
+    mention pushes scores up (false alarms)."""
+    labels, in_group = np.asarray(labels), np.asarray(in_group, dtype=bool)
+    return auc_on(labels, scores, (in_group & (labels == 0)) | (~in_group & (labels == 1)))
+
+
+def bnsp_auc(labels: np.ndarray, scores: np.ndarray, in_group: np.ndarray) -> float:
+    """Toxic rows mentioning the term against non-toxic rows not mentioning it: low when the term
+    pulls scores down (missed abuse)."""
+    labels, in_group = np.asarray(labels), np.asarray(in_group, dtype=bool)
+    return auc_on(labels, scores, (in_group & (labels == 1)) | (~in_group & (labels == 0)))
+
+
+def power_mean(values: np.ndarray, p: float = POWER) -> float:
     """The generalized mean (mean of v**p) ** (1/p), NaNs ignored. With p = -5 one bad term
     (AUC 0.6 among 0.95s) drags the mean far more than an arithmetic mean would."""
     values = np.asarray(values, dtype=np.float64)
@@ -156,9 +158,10 @@ def power_mean(values: Any, p: float = POWER) -> float:
     return float(np.mean(values ** p) ** (1.0 / p))
 
 
-def term_table(labels: Any, scores: Any, membership: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Per term: rows, non-toxic rows, the three AUCs, and the false-positive rate at
-    ``threshold`` on the term's non-toxic rows. Sorted worst first (highest FPR, then BPSN)."""
+def term_table(labels: np.ndarray, scores: np.ndarray, membership: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per term: rows, non-toxic rows, the three AUCs, and the false-positive rate at ``threshold``
+    on the term's non-toxic rows (the share of harmless sentences flagged). Worst first: highest
+    false-positive rate, then lowest BPSN AUC."""
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     rows = {}
     for term in membership.columns:
@@ -166,16 +169,15 @@ def term_table(labels: Any, scores: Any, membership: pd.DataFrame, threshold: fl
         if not in_group.any():
             continue
         clean = in_group & (labels == 0)
-        counts = evaluation.binary_metrics(labels[clean], scores[clean], threshold) if clean.any() else None
         rows[term] = {"rows": int(in_group.sum()), "non_toxic_rows": int(clean.sum()),
                       "subgroup_auc": subgroup_auc(labels, scores, in_group),
                       "bpsn_auc": bpsn_auc(labels, scores, in_group), "bnsp_auc": bnsp_auc(labels, scores, in_group),
-                      "fpr": counts["fp"] / (counts["fp"] + counts["tn"]) if counts else float("nan")}
+                      "fpr": float(np.mean(scores[clean] >= threshold)) if clean.any() else float("nan")}
     table = pd.DataFrame(rows).T.rename_axis("term")
     return table.astype({"rows": int, "non_toxic_rows": int}).sort_values(["fpr", "bpsn_auc"], ascending=[False, True])
 
 
-def bias_score(labels: Any, scores: Any, table: pd.DataFrame, p: float = POWER,
+def bias_score(labels: np.ndarray, scores: np.ndarray, table: pd.DataFrame, p: float = POWER,
                overall_weight: float = OVERALL_WEIGHT) -> dict[str, float]:
     """The overall AUC, the power mean of each per-term metric, and the final bias score
     ``overall_weight`` x overall AUC + (1 - ``overall_weight``) x mean of the power means."""

@@ -72,16 +72,14 @@ def brier_score(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(np.mean((probabilities - labels) ** 2))
 
 
-def calibration_summary(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> dict[str, float]:
-    return {"ece": expected_calibration_error(labels, probabilities, bins), "brier": brier_score(labels, probabilities)}
-
-
 def logit(probabilities: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [EPSILON, 1 - EPSILON] so that scores of 0 and 1 stay finite."""
     clipped = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
     return np.log(clipped) - np.log1p(-clipped)
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), the inverse of :func:`logit`."""
     return 1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64)))
 
 
@@ -143,9 +141,9 @@ def adjust_to_prevalence(probabilities: np.ndarray, from_prevalence: float, to_p
     ``probabilities`` must be calibrated for rows with ``from_prevalence`` toxic. Example: a
     comment at 0.5 on a half-toxic sample is at 0.095 where 9.5% of comments are toxic.
     """
-    check_prevalence(from_prevalence), check_prevalence(to_prevalence)
+    r1 = check_prevalence(to_prevalence) / check_prevalence(from_prevalence)
+    r0 = (1 - to_prevalence) / (1 - from_prevalence)
     p = np.asarray(probabilities, dtype=np.float64)
-    r1, r0 = to_prevalence / from_prevalence, (1 - to_prevalence) / (1 - from_prevalence)
     return p * r1 / (p * r1 + (1 - p) * r0)
 
 
@@ -270,26 +268,6 @@ def _interval_row(values: dict[str, tuple[float, pd.Series]], level: float) -> d
         low, high = percentile_interval(samples, level)
         row.update({metric: point, f"{metric} low": low, f"{metric} high": high})
     return row
-
-
-# --- Plots ----------------------------------------------------------------------------------------
-
-def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 10, title: str = ""):
-    """Reliability diagram: observed toxic share against mean predicted probability per bin, one
-    line per named (labels, probabilities) pair, with the diagonal of perfect calibration."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    for name, (labels, probabilities) in curves.items():
-        table = reliability_table(labels, probabilities, bins)
-        ece = expected_calibration_error(labels, probabilities, bins)
-        ax.plot(table["predicted"], table["observed"], marker="o", label=f"{name} (ECE {ece:.3f})")
-    ax.set(title=title or "Reliability diagram", xlabel="mean predicted probability", ylabel="observed toxic share",
-           xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 # --- The artifact: what lesson 10 hands to a deployer -----------------------------------------------

@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,15 @@ from typing import Any
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCRATCH_PREFIX = "toxhelpers-worker-"
+CLUSTER_STRATEGY = "multi_worker"  # the only strategy that reads TF_CONFIG
+PEER_TIMEOUT_SECONDS = 600.0  # how long a worker waits for the others to start (see peer_timeout)
+PEER_TIMEOUT_VARIABLE = "TOXHELPERS_PEER_TIMEOUT"
+
+# Set by make_strategy: whether this process takes part in the TF_CONFIG cluster (None: no strategy
+# made yet, so TF_CONFIG alone decides). A TF_CONFIG inherited by a one-process run used to make a
+# "worker 1" write its artifacts to a scratch folder that was then deleted.
+_in_cluster: bool | None = None
+_told: set[str] = set()
 
 
 def check_strategy_name(name: str) -> str:
@@ -73,15 +83,74 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -
     """
     from toxhelpers.tf_setup import tf
 
+    global _in_cluster
+
     check_strategy_name(name)
     if devices is not None and name != "mirrored":
         raise ValueError(f"devices can only be listed for strategy 'mirrored', got strategy {name!r}")
+    _in_cluster = name == CLUSTER_STRATEGY
+    notice = ignored_tf_config(name)
+    if notice and notice not in _told:
+        _told.add(notice)
+        print(f"NOTICE: {notice}", file=sys.stderr)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices is not None else None)
-    cluster_config()  # a readable error for a missing or broken TF_CONFIG, before TensorFlow's
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    config = cluster_config()  # a readable error for a missing or broken TF_CONFIG, before TensorFlow's
+    seconds = peer_timeout()
+    _wait_for_peers_at_most(seconds)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:
+        if "Timeout waiting for the cluster" not in str(error):
+            raise
+        members = [address for addresses in config.get("cluster", {}).values() for address in addresses]
+        raise TimeoutError(f"TF_CONFIG: not every worker of the cluster ({', '.join(members)}) connected within "
+                           f"{seconds:.0f} s; start each of them (the same cluster list, its own task index), "
+                           f"check that their hosts and ports are reachable from here, or wait longer with "
+                           f"{PEER_TIMEOUT_VARIABLE}=<seconds>") from None
+
+
+def peer_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """How long a ``multi_worker`` process waits for the others (``$TOXHELPERS_PEER_TIMEOUT``
+    seconds, default :data:`PEER_TIMEOUT_SECONDS`)."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(PEER_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return PEER_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{PEER_TIMEOUT_VARIABLE}={text!r}: expected a number of seconds > 0")
+    return seconds
+
+
+def _wait_for_peers_at_most(seconds: float) -> None:
+    """Make TensorFlow's wait for the other workers end after ``seconds`` with an error, and
+    leave SIGTERM to end a waiting worker. TensorFlow's coordination service, which
+    ``MultiWorkerMirroredStrategy`` otherwise starts, waited for absent peers forever and
+    installed a SIGTERM handler of its own (its preemption notifier) that kept the process
+    alive. Without it, the strategy checks its peers itself: a first all-reduce with this
+    timeout, then a health check every 30 s (private TensorFlow attributes, checked by a test)."""
+    from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+    from tensorflow.python.eager import context
+
+    context.context().configure_coordination_service(service_type="")
+    collective.CollectiveAllReduceExtended._check_health_initial_timeout = max(1, round(seconds))
+
+
+def ignored_tf_config(strategy: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """What to tell the user when ``TF_CONFIG`` is set but ``strategy`` runs one process (every
+    strategy but ``multi_worker``): it is ignored, and this process writes the artifacts. None
+    when there is nothing to say."""
+    environ = os.environ if environ is None else environ
+    if strategy == CLUSTER_STRATEGY or not environ.get("TF_CONFIG", "").strip():
+        return None
+    return (f"TF_CONFIG is set in the environment but strategy is {strategy!r}: it is ignored, this process "
+            f"runs alone and writes the artifacts (strategy={CLUSTER_STRATEGY!r} joins the cluster)")
 
 
 def is_default(strategy: Any) -> bool:
@@ -126,6 +195,10 @@ def cluster_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or \
             not isinstance(config.get("task"), dict):
         raise ValueError(f"TF_CONFIG needs a 'cluster' and a 'task' object, got {text!r}; {example}")
+    chiefs = config["cluster"].get("chief")
+    if chiefs is not None and (not isinstance(chiefs, list) or len(chiefs) != 1):
+        raise ValueError(f"TF_CONFIG's cluster lists {chiefs!r} as 'chief': expected exactly one address "
+                         f"(one chief writes the artifacts); {example}")
     task_type, index = config["task"].get("type"), config["task"].get("index")
     members = config["cluster"].get(task_type)
     if not isinstance(members, list) or isinstance(index, bool) or not isinstance(index, int) \
@@ -168,8 +241,11 @@ def local_worker_environment(tf_config: str | None = None, hide_gpus: bool = Tru
 
 
 def is_chief(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether this process writes the artifacts: the only process without ``TF_CONFIG``, the
-    task of type ``"chief"``, or, in a cluster without one, worker 0 (TensorFlow's convention)."""
+    """Whether this process writes the artifacts: the only process without ``TF_CONFIG`` (or whose
+    :func:`make_strategy` runs it alone, TF_CONFIG ignored), the task of type ``"chief"``, or, in a
+    cluster without one, worker 0 (TensorFlow's convention)."""
+    if environ is None and _in_cluster is False:
+        return True
     config = cluster_config(environ)
     if not config:
         return True

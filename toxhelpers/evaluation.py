@@ -77,7 +77,8 @@ def f1_curve(labels: np.ndarray, probabilities: np.ndarray,
 
 def best_f1_threshold(labels: np.ndarray, probabilities: np.ndarray,
                       sample_weight: np.ndarray | None = None) -> float:
-    """The threshold that maximises F1 on these rows (use validation rows, never test)."""
+    """The threshold that maximises F1 on these rows: choose it on validation rows, then apply it
+    unchanged to test."""
     curve = f1_curve(labels, probabilities, sample_weight)
     return float(curve["thresholds"][int(np.argmax(curve["f1"]))])
 

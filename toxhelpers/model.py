@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class ClassifierSpec:
     head_learning_rate: float | None = None
     training_set: str | None = None  # decided in lesson 5 ("unbalanced" or "balanced"); lesson 6 follows it
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    # a saved classifier's files (relative path: sha256), written by save_classifier and checked by
+    # load_classifier: exactly these are loaded (empty in the specs lessons 4 and 5 save)
+    files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_pooling(self.pooling)
@@ -221,15 +224,66 @@ def save_classifier(folder: str | os.PathLike, encoder: Any, head: tf_keras.Mode
     """Save the encoder (Hugging Face format), the head (layers and weights), tokenizer and spec
     under ``folder``.
 
-    The spec is written last, so a folder without spec.json is never mistaken for a finished save.
+    Everything is written into a new folder beside it, which then replaces ``folder`` whole: an
+    interrupted save leaves the old classifier (or none), never new weights beside an old spec,
+    and no file of an earlier folder survives. The spec, written last, lists every file with its
+    sha256 (:func:`check_saved_files`).
     """
+    import shutil
+    import tempfile
+
+    from toxhelpers.artifacts import current_umask, sha256_file
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    encoder.save_pretrained(folder / "encoder")
-    tokenizer.save_pretrained(folder / "tokenizer")
-    write_head(head, folder)
-    spec.save(folder / SPEC_FILE)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    try:
+        encoder.save_pretrained(building / "encoder")
+        tokenizer.save_pretrained(building / "tokenizer")
+        write_head(head, building)
+        files = {path.relative_to(building).as_posix(): sha256_file(path)
+                 for path in sorted(building.rglob("*")) if path.is_file()}
+        replace(spec, files=files).save(building / SPEC_FILE)
+        building.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700
+        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+        if folder.exists():
+            folder.rename(old)
+        building.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    spec.files = files
     return folder
+
+
+def check_saved_files(folder: str | os.PathLike, spec: ClassifierSpec) -> None:
+    """The folder holds exactly the files :func:`save_classifier` recorded, each with its sha256:
+    a weight file planted beside them (``encoder/model.safetensors`` beside ``tf_model.h5``)
+    would otherwise be loaded instead, and a changed one would go unnoticed."""
+    folder = Path(folder)
+    if not spec.files:
+        raise ValueError(f"{folder / SPEC_FILE} lists none of the classifier's files (saved by an older "
+                         f"toxhelpers?); save it again with model.save_classifier (rerun "
+                         f"{_finetuning_lesson()})")
+    present = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()} - {SPEC_FILE}
+    unexpected, missing = sorted(present - set(spec.files)), sorted(set(spec.files) - present)
+    if unexpected:
+        raise ValueError(f"{folder / unexpected[0]}: a file save_classifier did not write, in a saved classifier "
+                         f"(it could be loaded instead of the saved weights); remove it, or save the classifier again")
+    if missing:
+        raise ValueError(f"{folder / missing[0]} is missing from the saved classifier; save it again")
+    from toxhelpers.artifacts import sha256_file
+
+    for relative, sha in spec.files.items():
+        if sha256_file(folder / relative) != sha:
+            raise ValueError(f"{folder / relative} changed since the classifier was saved (sha256 differs from "
+                             f"{SPEC_FILE}); save it again")
+
+
+def _finetuning_lesson() -> str:
+    from toxhelpers.artifacts import artifact
+
+    return artifact("finetuned_model").produced_by
 
 
 def write_head(head: tf_keras.Model, folder: str | os.PathLike) -> Path:
@@ -289,6 +343,7 @@ def load_classifier(folder: str | os.PathLike) -> tuple[tf_keras.Model, Any, Cla
     folder = Path(folder)
     quiet_transformers()
     spec = ClassifierSpec.load(require_saved_classifier(folder))
+    check_saved_files(folder, spec)  # exactly the recorded files: the weights loaded are the ones saved
     encoder = TFAutoModel.from_pretrained(folder / "encoder")
     head = read_head(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from toxhelpers.artifacts import LESSONS, frame_hash, sha256_file, write_parquet
 from toxhelpers.augment import augment_text, derived_seed, one_blas_thread, same_words
-from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, SPLITS, TARGET_COLUMN, TEXT_COLUMN, split_path
+from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, SPLITS, TARGET_COLUMN, TEXT_COLUMN, load_split, split_path
 
 
 def target_share(target: str | float) -> float:
@@ -213,5 +213,9 @@ def split_file_hashes(artifacts_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def write_balanced(balanced: pd.DataFrame, artifacts_dir: str | os.PathLike) -> Path:
-    """Write the balanced training set where ``data.load_split(..., variant="balanced")`` reads it."""
-    return write_parquet(balanced, split_path(artifacts_dir, "train", variant="balanced"))
+    """Write the balanced training set where ``data.load_split(..., variant="balanced")`` reads it,
+    then read it back: the file must hold exactly the frame written (one clear error otherwise)."""
+    path = write_parquet(balanced, split_path(artifacts_dir, "train", variant="balanced"))
+    if frame_hash(load_split(artifacts_dir, "train", variant="balanced")) != frame_hash(balanced):
+        raise ValueError(f"{path} does not read back as the balanced training set that was written to it")
+    return path

@@ -26,6 +26,7 @@ from toxhelpers.tokenization import check_texts
 
 
 MAX_WINDOWS = 64
+CHUNK_COMMENTS = 1024  # comments tokenized and scored together: memory stays flat in their number
 CHARS_PER_PIECE = 8  # generous (English word pieces average about 4 characters): see _head_and_tail
 
 
@@ -111,6 +112,21 @@ def _head_and_tail(tokenizer: Any, text: str, body: int, step: int, head: int, t
     return head_windows[:head] + tail_windows[-tail:]
 
 
+def check_threshold(threshold: Any) -> float:
+    """A decision threshold: a real number in [0, 1] (text, NaN or 1.5 used to pass, or fail in numpy)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not 0 <= float(threshold) <= 1:
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def check_max_length(max_length: Any) -> int:
+    """Tokens per window: [CLS], [SEP] and at least one word piece."""
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 3:
+        raise ValueError(f"max_length must be an integer >= 3 ([CLS], [SEP] and a word piece), got {max_length!r}")
+    return int(max_length)
+
+
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 """Any backend: a batch ``{"input_ids", "attention_mask"}`` (int32, batch x length) -> probabilities."""
 
@@ -121,14 +137,19 @@ class ToxicityScorer:
 
     A comment longer than ``max_length`` tokens is scored in overlapping windows and gets its
     highest window score (see the module docstring), so an insult late in a long comment is not
-    silently cut off. Windows are batched by length with :func:`batches.predict_with`.
+    silently cut off. Windows are batched by length with :func:`batches.predict_with`, and built
+    ``chunk_size`` comments at a time: a million short comments used to be turned into a million
+    windows at once (3.9 GB with a model that cost nothing).
     """
 
     def __init__(self, predict: Predict, tokenizer: Any, max_length: int, threshold: float = 0.5,
-                 batch_size: int = 64):
+                 batch_size: int = 64, chunk_size: int = CHUNK_COMMENTS):
         self.predict, self.tokenizer = predict, tokenizer
-        self.max_length, self.threshold = max_length, threshold
+        self.max_length, self.threshold = check_max_length(max_length), check_threshold(threshold)
         self.batch_size = batches.check_batch_size(batch_size)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be an integer >= 1 (comments scored together), got {chunk_size!r}")
+        self.chunk_size = int(chunk_size)
 
     @classmethod
     def from_keras(cls, classifier: Any, tokenizer: Any, spec: model.ClassifierSpec,
@@ -150,13 +171,12 @@ class ToxicityScorer:
     def score(self, texts: list[str]) -> np.ndarray:
         """Probability that each comment is toxic (the highest over its token windows)."""
         texts = check_texts(texts)
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
-        windows = self.windows(texts)
-        window_scores = np.asarray(batches.predict_with(self.predict, windows.encoded, self.batch_size),
-                                   dtype=np.float32).reshape(-1)
         scores = np.zeros(len(texts), dtype=np.float32)
-        np.maximum.at(scores, windows.owner, window_scores)
+        for start in range(0, len(texts), self.chunk_size):
+            windows = self.windows(texts[start:start + self.chunk_size])
+            window_scores = np.asarray(batches.predict_with(self.predict, windows.encoded, self.batch_size),
+                                       dtype=np.float32).reshape(-1)
+            np.maximum.at(scores, start + windows.owner, window_scores)
         return scores
 
     def classify(self, texts: list[str]) -> list[bool]:

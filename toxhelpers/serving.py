@@ -188,6 +188,7 @@ def load_onnx_scorer(onnx_file: str | os.PathLike, model_folder: str | os.PathLi
 
     model_folder = Path(model_folder)
     spec = model.ClassifierSpec.load(model.require_saved_classifier(model_folder))
+    model.check_saved_files(model_folder, spec)
     tokenizer = AutoTokenizer.from_pretrained(model_folder / "tokenizer")
     return scoring.ToxicityScorer(OnnxClassifier(onnx_file, threads), tokenizer, spec.max_length,
                               spec.threshold, batch_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,22 @@ import numpy as np
 from toxhelpers.artifacts import LESSONS, artifact_path, read_arrays, read_json, require_artifact, write_arrays, write_json
 
 
-def check_texts(texts: Any) -> list[str]:
-    """The comments as a list of strings; anything else is one clear error."""
-    if isinstance(texts, str):
-        raise TypeError("expected a list of comments, got a single string; wrap it in a list")
+def check_texts(texts: Any, max_length: int | None = None) -> list[str]:
+    """The comments as a list of strings (and ``max_length``, when given, at least 2); anything
+    else is one clear error naming the comment.
+
+    Refused, each with its own message: a single string or ``bytes`` (iterating them gives
+    characters or integers), a dict (its keys would be scored), a set (its order is arbitrary,
+    so scores could not be matched back to comments), anything not a string, and text that is
+    not valid Unicode (a lone surrogate, which the tokenizer rejects with a raw TypeError)."""
+    if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+        raise ValueError(f"max_length must be an integer >= 2 ([CLS] and [SEP]), got {max_length!r}")
+    if isinstance(texts, (str, bytes, bytearray)):
+        kind = "a single string" if isinstance(texts, str) else f"{type(texts).__name__} (decode it to text first)"
+        raise TypeError(f"expected a list of comments, got {kind}; wrap it in a list")
+    if isinstance(texts, (Mapping, Set)):
+        why = "its keys are not comments" if isinstance(texts, Mapping) else "its order is arbitrary"
+        raise TypeError(f"expected a list of comments, got a {type(texts).__name__} ({why}); pass a list")
     try:
         texts = list(texts)
     except TypeError:
@@ -33,21 +45,27 @@ def check_texts(texts: Any) -> list[str]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"comment {index} is {type(text).__name__} ({text!r:.40}); expected a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"comment {index} is not valid Unicode text (a lone surrogate {text[error.start]!r} at "
+                             f"character {error.start}); expected text that encodes as UTF-8") from None
     return texts
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int = 128) -> dict[str, np.ndarray]:
-    """Token ids and attention masks, truncated and padded to exactly ``max_length``."""
-    if not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"max_length must be an integer >= 2 ([CLS] and [SEP]), got {max_length!r}")
-    texts = check_texts(texts)
-    if not texts:
-        empty = np.zeros((0, max_length), dtype=np.int32)
-        return {"input_ids": empty, "attention_mask": empty.copy()}
+    """Token ids and attention masks, cut and padded to exactly ``max_length`` tokens per comment.
+
+    Padding every comment to the same length keeps the arrays one shape whatever the batch size,
+    so a ragged last batch cannot break a model built for fixed-shape inputs. A comment is one
+    segment, so token type ids (which segment a token belongs to) are left out.
+    """
+    texts = check_texts(texts, max_length)  # one clear error for a lone string, a non-string or max_length < 2
+    if not texts:  # the tokenizer cannot take an empty list
+        return {name: np.zeros((0, max_length), dtype=np.int32) for name in ("input_ids", "attention_mask")}
     batch = tokenizer(texts, max_length=max_length, truncation=True, padding="max_length",
-                      return_token_type_ids=False, return_attention_mask=True, return_tensors="np")
-    return {"input_ids": batch["input_ids"].astype(np.int32),
-            "attention_mask": batch["attention_mask"].astype(np.int32)}
+                      return_token_type_ids=False, return_tensors="np")
+    return {name: batch[name].astype(np.int32) for name in ("input_ids", "attention_mask")}
 
 
 def token_lengths(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
@@ -55,13 +73,6 @@ def token_lengths(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
     encoded = tokenizer(check_texts(texts), add_special_tokens=True, truncation=False,
                         return_attention_mask=False, return_token_type_ids=False, verbose=False)
     return np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
-
-
-def show_tokens(tokenizer: Any, text: str, max_length: int) -> list[tuple[str, int, int]]:
-    """(token, id, mask) triples of one encoded comment: what the encoder actually sees."""
-    encoded = encode(tokenizer, [text], max_length)
-    ids = encoded["input_ids"][0].tolist()
-    return list(zip(tokenizer.convert_ids_to_tokens(ids), ids, encoded["attention_mask"][0].tolist()))
 
 
 def throughput(tokenizer: Any, texts: Sequence[str], max_length: int = 128, repeats: int = 3) -> float:
@@ -92,14 +103,21 @@ def training_split(training_set: str) -> str:
     return "train" if training_set == "unbalanced" else "train_balanced"
 
 
-def load_encoded(artifacts_dir: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
-    """A split encoded by lesson 3: input_ids, attention_mask, label, id."""
+def load_encoded(artifacts_dir: str | os.PathLike, split: str, ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """A split encoded by lesson 3: input_ids, attention_mask, label, id. With ``ids`` (the split's
+    rows as a lesson holds them), the arrays must hold exactly those rows in that order, so their
+    scores line up with the lesson's labels; anything else is one clear error."""
     path = artifact_path(artifacts_dir, "tokens", split=split)
     if split == "train_balanced" and not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the "
                                 f"balanced training set is made by {LESSONS['augmentation']} and then encoded "
                                 f"by {LESSONS['tokenization']}; run both with the same artifacts_dir.")
-    return read_arrays(require_artifact(artifacts_dir, "tokens", split=split))
+    arrays = read_arrays(require_artifact(artifacts_dir, "tokens", split=split))
+    wanted = None if ids is None else np.asarray(list(ids)).astype(str)
+    if wanted is not None and not np.array_equal(arrays["id"], wanted):
+        raise ValueError(f"{path} does not hold the {len(wanted):,} rows of the {split} split given, in their "
+                         f"order: rerun {LESSONS['tokenization']} after {LESSONS['data']} with the same artifacts_dir")
+    return arrays
 
 
 def record_checkpoint(artifacts_dir: str | os.PathLike, checkpoint: Any) -> Path:

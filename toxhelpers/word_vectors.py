@@ -114,10 +114,8 @@ def same_stem(a: str, b: str) -> bool:
 def load_word_vectors(path: str | os.PathLike, top_k: int = 5) -> Any:
     """Word vectors read by nlpaug's own word2vec reader, made case-aware (see
     :class:`CaseInsensitiveVocabulary` and :func:`match_case`)."""
-    from toxhelpers.augment import quiet_nlpaug_import
-
-    with quiet_nlpaug_import():
-        import nlpaug.model.word_embs as nmw
+    import toxhelpers.tf_setup  # noqa: F401  (TensorFlow quietly, before nlpaug imports transformers)
+    import nlpaug.model.word_embs as nmw
 
     class EncoderWordVectors(nmw.Word2vec):
         def read(self, file_path: str, max_num_vector: int | None = None) -> None:

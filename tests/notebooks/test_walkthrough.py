@@ -80,6 +80,29 @@ def test_same_seed_same_splits(walkthrough: RunResult, walkthrough_data: Path, t
     assert compare_metrics(first, second, tolerance=0.0) == []
 
 
+def test_lesson_2_grows_only_the_training_split(walkthrough: RunResult) -> None:
+    """The walkthrough's lesson 2 (default offline method): balanced classes, new rows made from
+    training rows only, validation and test byte-identical to what lesson 1 wrote."""
+    from toxhelpers import augment, data
+    from toxhelpers.artifacts import frame_hash
+
+    artifacts, metrics = walkthrough.folder.artifacts, walkthrough.metrics
+    for split in data.SPLITS:
+        assert frame_hash(data.load_split(artifacts, split)) == metrics[f"data.split_hash.{split}"]
+    train = data.load_split(artifacts, "train")
+    balanced = data.load_split(artifacts, "train", variant="balanced")
+    assert (balanced[data.TARGET_COLUMN] == 1).sum() == (balanced[data.TARGET_COLUMN] == 0).sum()
+    new = balanced[balanced["augmented"]]
+    assert len(new) > 0 and set(new["source_id"]) <= set(train[data.ID_COLUMN])
+    assert (new["method"] == augment.DEFAULT_METHOD).all()
+    assert metrics["augmentation.rows_added"] == len(new)
+    assert metrics["augmentation.balanced_hash"] == frame_hash(balanced)  # the file holds the frame the lesson made
+    for method in augment.OFFLINE_METHODS:
+        assert metrics[f"augmentation.throughput.{method}_texts_per_s"] > 0
+    for split in ("validation", "test"):
+        assert metrics[f"augmentation.split_sha256_before.{split}"] == metrics[f"augmentation.split_sha256_after.{split}"]
+
+
 def test_the_lessons_checks_hold(walkthrough: RunResult) -> None:
     """The checks the lessons print as sentences (no assert in a lesson), asserted here."""
     metrics = walkthrough.metrics
@@ -175,8 +198,8 @@ def test_ctrl_c_mid_lesson_then_resume(walkthrough_data: Path, tmp_path: Path) -
     try:
         wait_for(lambda: "02_augmentation.ipynb ..." in log.read_text() or process.poll() is not None, 300,
                  "02_augmentation to start")
-        partial_record = out / "artifacts" / "metrics" / "augmentation.json"  # 02's record, begun in its first cells
-        wait_for(lambda: partial_record.exists() or process.poll() is not None, 120, "02 to start its record")
+        vectors = out / "artifacts" / "augment"  # 02 exports the word vectors there early, its record only at its end
+        wait_for(lambda: any(vectors.glob("*.w2v.bin")) or process.poll() is not None, 120, "02 to write its word vectors")
         time.sleep(1)  # mid-lesson: 02 runs for about 20 s on the smoke profile
         kernels = child_processes(process.pid)
         assert process.poll() is None and kernels, log.read_text()

@@ -116,3 +116,14 @@ def test_predictions_round_trip_in_the_order_asked_and_name_their_lesson(tmp_pat
     assert artifacts.read_predictions(tmp_path, "phase1_predictions", "validation")["id"].tolist() == ["a", "b", "c"]
     with pytest.raises(ValueError, match=r"05_training.ipynb's validation predictions \(phase1_predictions\) miss 1"):
         artifacts.read_predictions(tmp_path, "phase1_predictions", "validation", ids=["a", "z"])
+
+
+def test_no_module_can_load_a_pickle() -> None:
+    """Issue 22 row 1: artifacts folders are shared, so nothing in the package reads a format that
+    runs code when loaded (pickle, joblib, numpy's allow_pickle, torch.load without weights_only)."""
+    risky = re.compile(r"\bimport (joblib|pickle|dill|cloudpickle)\b|allow_pickle\s*=\s*True|read_pickle|"
+                       r"torch\.load\((?![^)]*weights_only=True)")
+    found = [f"{path.relative_to(PROJECT_ROOT)}:{number}"
+             for path in sorted(PACKAGE_DIR.rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if risky.search(line)]
+    assert not found, found

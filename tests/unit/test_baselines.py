@@ -69,11 +69,52 @@ def test_majority_probability_is_the_training_majority():
     assert baselines.majority_probability([1, 1, 0], 2).tolist() == [1.0] * 2
 
 
-def test_saved_tfidf_pipeline_scores_as_before(tmp_path):
-    texts = ["you idiot", "stupid idiot", "thanks for the edit", "good source, thanks"] * 3
-    pipeline = baselines.fit_tfidf_logistic_regression(texts, [1, 1, 0, 0] * 3, features="word")
+@pytest.mark.parametrize("features", ["word", "word+char"])
+def test_saved_tfidf_pipeline_scores_as_before(tmp_path, features):
+    texts = ["you idiot", "stupid idiot", "thanks for the edit", "good source, thanks", "a\x00b nul idiot"] * 3
+    pipeline = baselines.fit_tfidf_logistic_regression(texts, [1, 1, 0, 0, 1] * 3, features=features)
     with pytest.raises(FileNotFoundError, match="07_evaluation.ipynb"):
         baselines.load_tfidf(tmp_path)
     baselines.save_tfidf(pipeline, tmp_path)
     again = baselines.load_tfidf(tmp_path)
-    assert np.array_equal(baselines.toxic_probability(again, texts), baselines.toxic_probability(pipeline, texts))
+    unseen = ["what an idiot", "thanks, good edit", "zzz", "a\x00b"]
+    assert np.array_equal(baselines.toxic_probability(again, texts + unseen),
+                          baselines.toxic_probability(pipeline, texts + unseen))
+    assert baselines.top_terms(again, 3).equals(baselines.top_terms(pipeline, 3))
+
+
+class _RunsCode:
+    """A pickle that runs a command when loaded (what a planted joblib file can do)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_pickle_is_refused_without_running_it(tmp_path):
+    """Issue 22 row 1: a shared artifacts folder must not be able to run code in lesson 9."""
+    import joblib
+
+    from toxhelpers.artifacts import artifact_path
+
+    marker = tmp_path / "ran"
+    path = artifact_path(tmp_path / "artifacts", "tfidf_model")
+    path.parent.mkdir(parents=True)
+    joblib.dump(_RunsCode(marker), path)
+    with pytest.raises(ValueError, match="not a TF-IDF model saved by baselines.save_tfidf"):
+        baselines.load_tfidf(tmp_path / "artifacts")
+    assert not marker.exists()
+
+
+def test_a_pipeline_that_is_not_plain_data_is_not_saved(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["you idiot", "thanks for the edit"] * 3
+    pipeline = baselines.fit_tfidf_logistic_regression(texts, [1, 0] * 3, features="word")
+    pipeline.named_steps["tfidf"].transformer_list[0] = ("word", TfidfVectorizer(tokenizer=str.split).fit(texts))
+    with pytest.raises(ValueError, match="cannot be saved as data"):
+        baselines.save_tfidf(pipeline, tmp_path)

@@ -94,6 +94,21 @@ def test_bad_tf_config_fails_before_tensorflow_does(monkeypatch):
         distribute.make_strategy("multi_worker")
 
 
+def test_a_one_process_strategy_ignores_an_inherited_tf_config(monkeypatch, tmp_path, capsys):
+    """Issue 22 row 3: a lesson with the default strategy under a TF_CONFIG for worker 1 wrote its
+    artifacts to a scratch folder that was then deleted; now it is the chief, and says so once."""
+    monkeypatch.setattr(distribute, "_in_cluster", None, raising=False)
+    monkeypatch.setattr(distribute, "_told", set(), raising=False)
+    monkeypatch.setenv("TF_CONFIG", tf_config([1, 2], 1)["TF_CONFIG"])
+    assert not distribute.is_chief()  # no strategy made yet: TF_CONFIG decides
+    distribute.make_strategy("default")
+    distribute.make_strategy("default")
+    assert distribute.is_chief() and distribute.output_dir(tmp_path) == tmp_path
+    err = capsys.readouterr().err
+    assert err.count("NOTICE: TF_CONFIG is set in the environment but strategy is 'default': it is ignored") == 1
+    assert not distribute.is_chief(tf_config([1, 2], 1))  # an explicit environment is still read
+
+
 def test_precision_names_are_checked():
     with pytest.raises(ValueError, match=r"precision must be one of \('float32', 'mixed_float16', 'mixed_bfloat16'\), got 'float16'"):
         distribute.set_precision("float16")
@@ -224,3 +239,66 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(one_process, tmp_pa
     difference = agreement(result, one_process)
     print("mirrored", difference)
     assert max(difference.values()) < AGREEMENT, difference
+
+
+# ------------------------------------------------------------ a worker whose peers never come
+
+WAITING_WORKER = ("import sys\nfrom toxhelpers.tf_setup import tf\nprint('waiting', flush=True)\n"
+                  "from toxhelpers import distribute\ndistribute.make_strategy('multi_worker')\nprint('joined')")
+
+
+def start_lonely_worker(timeout: str, log: Path):
+    """Worker 0 of a two-worker cluster on free localhost ports, worker 1 never started."""
+    environ = distribute.local_worker_environment(distribute.local_tf_configs(2)[0])
+    environ.update({"TOXHELPERS_PEER_TIMEOUT": timeout,
+                    "PYTHONPATH": str(PROJECT_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    with open(log, "w") as handle:
+        return subprocess.Popen([sys.executable, "-c", WAITING_WORKER], stdout=handle, stderr=subprocess.STDOUT,
+                                env=environ, start_new_session=True)
+
+
+def test_a_worker_whose_peers_never_come_stops_with_one_message(tmp_path):
+    """Issue 22 row 10: worker 0 without worker 1 used to wait forever; now it stops after the
+    timeout with one message saying what to check."""
+    process = start_lonely_worker("3", tmp_path / "worker.log")
+    try:
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = (tmp_path / "worker.log").read_text()
+    assert code != 0 and "joined" not in text, text
+    assert "TimeoutError: TF_CONFIG: not every worker of the cluster (localhost:" in text
+    assert "connected within 3 s; start each of them" in text and "TOXHELPERS_PEER_TIMEOUT=<seconds>" in text
+
+
+def test_sigterm_ends_a_worker_waiting_for_its_peers(tmp_path):
+    """Issue 22 row 10: TensorFlow's own SIGTERM handler kept a waiting worker alive."""
+    import signal
+    import time
+
+    log = tmp_path / "worker.log"
+    process = start_lonely_worker("300", log)
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # inside make_strategy, waiting for worker 1
+        assert process.poll() is None, log.read_text()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == -signal.SIGTERM and "joined" not in log.read_text()
+
+
+def test_the_peer_timeout_is_checked():
+    from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+
+    assert hasattr(collective.CollectiveAllReduceExtended, "_check_health_initial_timeout")  # what make_strategy sets
+    assert distribute.peer_timeout({}) == distribute.PEER_TIMEOUT_SECONDS
+    assert distribute.peer_timeout({distribute.PEER_TIMEOUT_VARIABLE: "2.5"}) == 2.5
+    for text in ("0", "-1", "soon", "inf"):
+        with pytest.raises(ValueError, match="TOXHELPERS_PEER_TIMEOUT=.*expected a number of seconds > 0"):
+            distribute.peer_timeout({distribute.PEER_TIMEOUT_VARIABLE: text})

@@ -38,6 +38,8 @@ def test_no_assert_and_recording_in_one_cell(notebook: Path) -> None:
 
 
 @pytest.mark.parametrize("number, code", [
+    ("02", ".augment("),
+    ("03", "tokenizer("), ("03", "AutoTokenizer.from_pretrained("),
     ("04", "TFAutoModel.from_pretrained("),
     ("05", ".compile("), ("05", ".fit("),
     ("06", ".compile("), ("06", ".fit("),

@@ -92,3 +92,39 @@ def test_a_head_whose_json_names_code_is_refused_unread(tmp_path):
     (tmp_path / model.HEAD_FILE).write_text(head.to_json())
     with pytest.raises(ValueError, match=rf"{tmp_path / model.HEAD_FILE} uses layer class\(es\) \['Lambda'\]"):
         model.read_head(tmp_path)
+
+
+def test_a_planted_or_changed_file_in_a_saved_classifier_is_refused(saved_classifier, bundled_checkpoint, tmp_path):
+    """Issue 22 row 11: the bundled model.safetensors copied beside lesson 6's tf_model.h5 was
+    loaded instead (scores moved by up to 0.119); now loading names the file and refuses."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved_classifier["folder"], folder)
+    planted = folder / "encoder" / "model.safetensors"
+    shutil.copyfile(bundled_checkpoint.path / "model.safetensors", planted)
+    with pytest.raises(ValueError, match=r"encoder/model\.safetensors: a file save_classifier did not write"):
+        model.load_classifier(folder)
+    with pytest.raises(ValueError, match="a file save_classifier did not write"):
+        scoring.ToxicityScorer.load(folder)
+    planted.unlink()
+    spec = model.ClassifierSpec.load(folder / model.SPEC_FILE)
+    assert "encoder/tf_model.h5" in spec.files and "head.weights.h5" in spec.files
+    head = folder / "head.weights.h5"
+    head.write_bytes(head.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match=r"head\.weights\.h5 changed since the classifier was saved"):
+        model.load_classifier(folder)
+
+
+def test_saving_replaces_the_whole_folder(saved_classifier, tmp_path):
+    """A save leaves exactly its own files: nothing of an earlier folder survives beside them."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(saved_classifier["folder"], folder)
+    (folder / "encoder" / "stale.bin").write_bytes(b"old")
+    classifier, tokenizer, spec = model.load_classifier(saved_classifier["folder"])
+    model.save_classifier(folder, model.encoder_of(classifier), classifier.layers[-1], tokenizer, spec)
+    assert not (folder / "encoder" / "stale.bin").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary or old folder left
+    model.check_saved_files(folder, model.ClassifierSpec.load(folder / model.SPEC_FILE))

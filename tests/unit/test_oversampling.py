@@ -117,5 +117,9 @@ def test_bad_parameters_get_one_clear_error(augmenters, artifacts):
         oversampling.oversample_toxic(train.drop(columns=["label"]), augmenters["keyboard"], "keyboard")
     with pytest.raises(ValueError, match="artifacts_dir"):
         augment.make_augmenter("word_embedding")
+    with pytest.raises(ValueError, match="aug_p"):
+        augment.nlpaug_augmenter("keyboard", 1.5)  # lesson 2's builder checks it too
+    with pytest.raises(ValueError, match="make_augmenter builds 'contextual'"):
+        augment.nlpaug_augmenter("contextual", 0.1)
     with pytest.raises(TypeError, match="str"):
         augment.augment_text(augmenters["keyboard"], None, 1)

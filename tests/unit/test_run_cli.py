@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_lessons import lessons, options, profile, stable_code  # noqa: F401 (fixtures)
+from tiny_lessons import command_line, lessons, options, profile, stable_code  # noqa: F401 (fixtures)
 from toxhelpers.run.cli import main
 from toxhelpers.run.errors import UsageError
 from toxhelpers.run.orchestrate import run
@@ -108,3 +108,89 @@ def test_quiet_and_verbose_exclude_each_other(lessons: Path, profile: Path, caps
     with pytest.raises(UsageError, match="--quiet and --verbose: expected at most one of them"):
         run(options(lessons, profile, quiet=True, verbose=True))
     assert not (lessons.parent / "report").exists()
+
+
+# ------------------------------------------------------------------ signals (real processes)
+
+WAIT = ['artifacts_dir = "../artifacts"\nseconds = 120',
+        "import pathlib, time\npathlib.Path(artifacts_dir, 'wait').mkdir(exist_ok=True)\n"
+        "pathlib.Path(artifacts_dir, 'wait', 'started.txt').write_text('x')\ntime.sleep(seconds)"]
+
+
+def start_run(argv: list[str], log: Path):
+    """``python -m toxhelpers run`` as a process of its own (in its own session, so a signal
+    reaches it alone), its output in ``log``."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                    os.environ.get("PYTHONPATH")])))
+    with open(log, "w") as handle:
+        return subprocess.Popen([sys.executable, "-m", "toxhelpers", "run", *argv], stdout=handle,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def wait_until(condition, what: str, timeout: float = 90) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_sigterm_is_an_interrupt_and_sigkill_is_reported_next_time(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 6: after SIGTERM or SIGKILL of the runner, run.json and summary.md still said
+    "complete" for the previous run while the killed lesson's outputs were gone, and SIGTERM
+    ended the runner silently (exit 143, no report)."""
+    import signal
+
+    import psutil
+
+    from tiny_lessons import write_notebook
+
+    write_notebook(lessons / "03_wait.ipynb", WAIT)
+    out, log = lessons.parent / "report", lessons.parent / "run.log"
+    argv = command_line(lessons, profile, "--only", "03")
+    started = out / "artifacts" / "wait" / "started.txt"
+    record = lambda: json.loads((out / "run.json").read_text())  # noqa: E731
+
+    for stop in (signal.SIGTERM, signal.SIGKILL):
+        started.unlink(missing_ok=True)
+        process = start_run(argv, log)
+        try:
+            wait_until(lambda: started.is_file() or process.poll() is not None, "03_wait to start")
+            assert process.poll() is None, log.read_text()
+            assert record()["status"] == "running" and "**Status:** running since" in (out / "summary.md").read_text()
+            kernels = [child.pid for child in psutil.Process(process.pid).children(recursive=True)]
+            process.send_signal(stop)
+            code = process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        text = log.read_text()
+        if stop == signal.SIGTERM:
+            assert code == 143 and "Interrupted: partial notebook kept" in text and "Traceback" not in text, text
+            assert record()["status"] == "interrupted" and record()["stopped_by"] == "SIGTERM"
+            assert "**Status:** interrupted by SIGTERM" in (out / "summary.md").read_text()
+            wait_until(lambda: not any(psutil.pid_exists(pid) for pid in kernels), "the kernel to end", 30)
+        else:
+            assert code == -signal.SIGKILL
+            assert record()["status"] == "running"  # what a killed run leaves: not "complete"
+            for pid in kernels:  # a kernel the killed runner may have left (started by this test)
+                try:
+                    psutil.Process(pid).kill()
+                except psutil.NoSuchProcess:
+                    pass
+
+    from toxhelpers.run.cli import main
+
+    capsys.readouterr()
+    assert main(argv + ["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: the previous run into this folder" in printed and "did not finish: it was killed" in printed
+    assert main(argv + ["-p", "seconds=0"]) == 0
+    assert "did not finish: it was killed" in capsys.readouterr().err
+    assert record()["status"] == "complete"
+    assert "did not finish" not in (out / "summary.md").read_text()

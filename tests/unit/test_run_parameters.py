@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tiny_lessons import lessons, options, profile, stable_code  # noqa: F401 (fixtures)
+from tiny_lessons import lessons, options, profile, stable_code, write_notebook  # noqa: F401 (fixtures)
 from toxhelpers.run.errors import UsageError
 from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks
 from toxhelpers.run.orchestrate import RunOptions, prepare
@@ -94,3 +95,80 @@ def test_a_checkpoint_folder_is_found_where_the_command_runs(tmp_path: Path, pro
     with pytest.raises(UsageError, match=r"parameter checkpoint=\./nope: .*/nope is not a folder; expected an existing "
                                          r"folder \(relative to .*\) or a Hugging Face hub model name"):
         resolve_parameters(str(profile), None, ["checkpoint=./nope"], base=tmp_path)
+
+
+def received(ctx, name: str) -> dict:
+    return ctx.passed(next(path for path in ctx.notebooks if path.stem.startswith(name)))
+
+
+def test_a_scoped_value_reaches_one_notebook_only(tmp_path: Path) -> None:
+    """Issue 21/22: -p 06.epochs=2 (or 06_finetuning.epochs=2, also in a config file) sets lesson
+    6's epochs and leaves lesson 11's alone; within one source the scoped value is the more
+    specific, a plain value from a later source replaces earlier scoped ones."""
+    for key in ("06.epochs", "06_finetuning.epochs", "6.epochs"):
+        ctx, _ = prepare(real_lessons(tmp_path, f"{key}=2"))
+        assert received(ctx, "06")["epochs"] == 2 and received(ctx, "11")["epochs"] == 1  # the smoke profile's
+        assert ctx.params.values["06_finetuning.epochs"] == 2  # one spelling, reusable as --config
+    config = tmp_path / "config.yaml"
+    config.write_text("parameters:\n  06.patience: 3\n")
+    ctx, _ = prepare(real_lessons(tmp_path, "06.epochs=2", "11.epochs=4", config=config))
+    assert (received(ctx, "11")["epochs"], received(ctx, "06")["epochs"], received(ctx, "06")["patience"]) == (4, 2, 3)
+    assert "patience" not in received(ctx, "11")
+    ctx, _ = prepare(real_lessons(tmp_path, "epochs=3", "06.epochs=2", only=["06", "11"]))  # plain replaces the profile's
+    assert received(ctx, "11")["epochs"] == 3 and received(ctx, "06")["epochs"] == 2
+    for override, message in (("07.epochs=2", "parameter 07.epochs: 07_evaluation.ipynb declares no 'epochs'"),
+                              ("6x.epochs=2", "parameter 6x.epochs: '6x' names no notebook"),
+                              ("06.epochs=abc", "parameter 06_finetuning.epochs=abc: expected an integer"),
+                              ("06.artifacts_dir=/x", "artifacts_dir is set by the runner")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            prepare(real_lessons(tmp_path, override))
+
+
+def test_a_plain_key_with_different_defaults_in_the_selected_notebooks_is_refused(tmp_path: Path) -> None:
+    """Issue 21: -p epochs=2 once turned two knobs (lesson 5's head epochs, lesson 6's fine-tuning
+    epoch). A key declared with different defaults by selected notebooks is refused, naming them
+    and the scoped forms; keys declared alike (seed, batch_size...) stay plain."""
+    notebooks = tmp_path / "lessons"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_head.ipynb", ['artifacts_dir = "../artifacts"\nepochs = 6\nseed = 0', "pass"])
+    write_notebook(notebooks / "02_tune.ipynb", ['artifacts_dir = "../artifacts"\nepochs = 1\nseed = 0', "pass"])
+    (tmp_path / "none.yaml").write_text("parameters: {}\n")
+    options = {"profile": str(tmp_path / "none.yaml"), "out": tmp_path / "report", "quiet": True,
+               "notebooks_dir": notebooks}
+    with pytest.raises(UsageError, match=re.escape(
+            "parameter epochs is ambiguous: 01_head.ipynb (default 6), 02_tune.ipynb (default 1) declare "
+            "it with different defaults; set it for one notebook: -p 01.epochs=... -p 02.epochs=...")):
+        prepare(RunOptions(overrides=["epochs=2"], **options))
+    ctx, _ = prepare(RunOptions(overrides=["epochs=2"], only=["02"], **options))  # one notebook: plain is fine
+    assert received(ctx, "02")["epochs"] == 2
+    ctx, _ = prepare(RunOptions(overrides=["seed=7", "01.epochs=3"], **options))
+    assert (received(ctx, "01")["epochs"], received(ctx, "02")["seed"]) == (3, 7)
+
+
+def test_every_name_means_one_thing_across_the_lessons(tmp_path: Path) -> None:
+    """Issue 21: the real lessons declare no parameter with two meanings (two defaults), so a plain
+    -p key always turns one knob; and every shipped profile runs with the lessons' declarations."""
+    declared = declared_parameters(sorted(DEFAULT_NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")))
+    defaults: dict[str, set[str]] = {}
+    for params in declared.values():
+        for key, source in params.items():
+            defaults.setdefault(key, set()).add(source)
+    assert {key: sources for key, sources in defaults.items() if len(sources) > 1} == {}
+    ctx, _ = prepare(real_lessons(tmp_path / "a", "seed=7", "batch_size=16", "learning_rate=1e-4"))
+    assert {received(ctx, name)["batch_size"] for name in ("06", "09", "11")} == {16}
+    for name in available_profiles():
+        prepare(RunOptions(profile=name, out=tmp_path / name, quiet=True))
+
+
+def test_a_value_reaching_no_selected_lesson_is_refused_before_the_run(tmp_path: Path) -> None:
+    """Issue 22 row 9: -p strategy=mirrored with lessons 5 and 6 failed inside lesson 5. Lesson 11
+    alone takes a strategy now; given to a run that leaves it out, the value would do nothing,
+    so it is refused before anything runs, naming the lesson that takes it."""
+    with pytest.raises(UsageError, match=re.escape(
+            "parameter strategy reaches none of the selected notebooks (05_training, 06_finetuning); "
+            "11_scaling_out declares it: select it (--only, --from, --until) or drop -p strategy")):
+        prepare(real_lessons(tmp_path, "strategy=mirrored", start="05", stop="06"))
+    with pytest.raises(UsageError, match="parameter 06.epochs reaches none of the selected notebooks"):
+        prepare(real_lessons(tmp_path, "06.epochs=2", only=["05"]))
+    ctx, _ = prepare(real_lessons(tmp_path, "strategy=mirrored", start="05", stop="11"))
+    assert received(ctx, "11")["strategy"] == "mirrored" and "strategy" not in received(ctx, "06")

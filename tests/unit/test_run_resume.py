@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from tiny_lessons import lessons, options, profile, stable_code, statuses  # noqa: F401 (fixtures)
+from tiny_lessons import command_line, lessons, options, profile, stable_code, statuses  # noqa: F401 (fixtures)
 from toxhelpers.run import resume
 from toxhelpers.run.orchestrate import run
 
@@ -44,6 +44,22 @@ def test_changing_the_real_run_package_never_forces_a_rerun(tmp_path: Path, monk
     assert resume.code_hash() == first
     lesson_module = copy / "data.py"
     lesson_module.write_text(lesson_module.read_text() + "\n# changed\n")
+    assert resume.code_hash() != first
+
+
+def test_data_shipped_in_the_package_is_part_of_the_code_hash(tmp_path: Path, monkeypatch) -> None:
+    """Issue 22 row 8: editing the shipped templates (bias_templates/words.csv.gz) left lesson 9
+    reused; the package's data counts like its code (the run profiles do not)."""
+    monkeypatch.undo()
+    copy = tmp_path / "toxhelpers"
+    shutil.copytree(resume.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(resume, "PACKAGE_DIR", copy)
+    first = resume.code_hash()
+    profile = copy / "profiles" / "smoke.yaml"
+    profile.write_text(profile.read_text() + "\n# changed\n")
+    assert resume.code_hash() == first
+    words = copy / "bias_templates" / "words.csv.gz"
+    words.write_bytes(words.read_bytes()[:-1] + b"x")
     assert resume.code_hash() != first
 
 
@@ -105,9 +121,90 @@ def test_running_a_subset_keeps_other_results_only_while_current(lessons: Path, 
     assert result.metrics["make.total"] == 6.0
 
 
+def test_a_subset_never_runs_on_an_earlier_lessons_changed_output(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 2: --only 02 after 01's output was tampered with used to run 02 on it and
+    report success; now nothing runs and one line names the file and the notebook to rerun."""
+    from toxhelpers.run.cli import main
+
+    out, argv = lessons.parent / "report", command_line(lessons, profile)
+    assert main(argv) == 0
+    numbers = out / "artifacts" / "data" / "numbers.json"
+    numbers.write_text("[100, 200]")
+    capsys.readouterr()
+    for selection in (["--only", "02"], ["--from", "02"], ["--only", "02", "--dry-run"]):
+        assert main(argv + selection) == 2, selection
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "artifacts/data/numbers.json changed since 01_make.ipynb wrote it" in err \
+            and "rerun 01_make.ipynb first (e.g. --from 01)" in err, err
+    assert main(argv) == 0  # 01 selected: it reruns and the run goes on
+    numbers.unlink()
+    assert main(argv + ["--only", "02"]) == 2
+    assert "artifacts/data/numbers.json is missing since 01_make.ipynb wrote it" in capsys.readouterr().err
+
+
+def test_files_in_a_folder_parameter_are_inputs(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 8: a folder a lesson reads (lesson 9's templates_dir) was neither hashed nor
+    recorded, so changing a file in it left the lesson reused."""
+    from tiny_lessons import write_notebook
+    from toxhelpers.run.cli import main
+
+    templates = lessons.parent / "templates"
+    templates.mkdir()
+    (templates / "words.csv").write_text("term\ngay\n")
+    write_notebook(lessons / "03_read.ipynb", ['artifacts_dir = "../artifacts"\ntemplates_dir = None',
+                                               "import pathlib\npathlib.Path(artifacts_dir, 'read.txt').write_text("
+                                               "pathlib.Path(templates_dir, 'words.csv').read_text())"])
+    argv = command_line(lessons, profile, "-p", f"templates_dir={templates}", "--only", "03")
+    assert main(argv) == 0
+    assert main(argv) == 0 and "03_read.ipynb reused" in capsys.readouterr().err
+    (templates / "words.csv").write_text("term\nqueer\n")
+    assert main(argv + ["--dry-run"]) == 0
+    assert "03_read.ipynb: would run: files in templates_dir changed" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert (lessons.parent / "report" / "artifacts" / "read.txt").read_text() == "term\nqueer\n"
+
+
+def test_a_file_planted_among_a_lessons_outputs_makes_it_stale(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 11: a weight file planted in lesson 6's model folder changed what lesson 7
+    loaded, and --dry-run still reused everything."""
+    from tiny_lessons import write_notebook
+    from toxhelpers.run.cli import main
+
+    write_notebook(lessons / "03_save.ipynb", ['artifacts_dir = "../artifacts"',
+                                               "import pathlib\nfolder = pathlib.Path(artifacts_dir, 'saved', 'encoder')\n"
+                                               "folder.mkdir(parents=True, exist_ok=True)\n"
+                                               "(folder / 'tf_model.h5').write_text('weights')"])
+    argv = command_line(lessons, profile)
+    assert main(argv) == 0
+    (lessons.parent / "report" / "artifacts" / "saved" / "encoder" / "model.safetensors").write_text("planted")
+    (lessons.parent / "report" / "artifacts" / "metrics" / "notes.json").write_text("{}")  # a shared folder
+    capsys.readouterr()
+    assert main(argv + ["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "03_save.ipynb: would run: artifacts/saved/encoder/model.safetensors appeared among its outputs, " \
+           "written by no lesson" in printed
+    assert "01_make.ipynb: would reuse" in printed and "02_use.ipynb: would reuse" in printed
+
+
+def test_a_moved_or_copied_report_resumes(lessons: Path, profile: Path) -> None:
+    """Issue 22: the absolute artifacts_dir was part of every record, so a report moved or copied
+    elsewhere reran every lesson; paths inside the report are now kept relative to it."""
+    first = lessons.parent / "report"
+    assert run(options(lessons, profile)).ok
+    copy = lessons.parent / "elsewhere" / "copy"
+    shutil.copytree(first, copy)
+    assert statuses(run(options(lessons, profile, out=copy))) == {"01_make": "reused", "02_use": "reused"}
+    moved = lessons.parent / "moved"
+    first.rename(moved)
+    assert statuses(run(options(lessons, profile, out=moved))) == {"01_make": "reused", "02_use": "reused"}
+    (copy / "artifacts" / "data" / "numbers.json").write_text("[7]")  # the copy is checked on its own files
+    assert statuses(run(options(lessons, profile, out=copy)))["01_make"] == "ran"
+
+
 # A stand-in for lesson 6's fit (named like it: the artifact table says whose checkpoints are
 # whose): it notes whether a checkpoint was there when it started, saves one, stops once if a
-# flag file says so (as an interrupt would), and removes the checkpoint when it completes.
+# flag file says so (as an interrupt would), and removes the checkpoint when it completes; it
+# writes one of lesson 6's declared outputs, so the run records it complete.
 CHECKPOINTING = [
     'artifacts_dir = "../artifacts"\nepochs = 1',
     "import shutil\nfrom pathlib import Path\nfrom toxhelpers import recording\n"
@@ -118,6 +215,7 @@ CHECKPOINTING = [
     "stop = Path(artifacts_dir).resolve().parents[1] / 'stop-once'\n"
     "if stop.exists():\n    stop.unlink()\n    raise RuntimeError('stopped mid-fit')\n"
     "shutil.rmtree(folder)",
+    "write_json({'resumed': found}, artifact_path(artifacts_dir, 'finetuned_metrics'))\n"
     "recording.Recorder(artifacts_dir, 'finetuning', globals()).metric('resumed', found)",
 ]
 

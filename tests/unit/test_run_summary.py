@@ -53,9 +53,10 @@ def test_the_model_card_is_copied_only_while_its_lesson_is_current(tmp_path: Pat
     from types import SimpleNamespace
 
     from toxhelpers.artifacts import artifact_path
+    from toxhelpers.run.run_folder import RunFolder
     from toxhelpers.run.summary import MODEL_CARD, copy_model_card
 
-    folder = SimpleNamespace(root=tmp_path / "report", artifacts=tmp_path / "report" / "artifacts")
+    folder = RunFolder(tmp_path / "report")
     ctx = SimpleNamespace(folder=folder)
     card = artifact_path(folder.artifacts, "model_card")
     card.parent.mkdir(parents=True)
@@ -64,3 +65,33 @@ def test_the_model_card_is_copied_only_while_its_lesson_is_current(tmp_path: Pat
     assert (folder.root / MODEL_CARD).read_text() == "# Model card\n"
     assert copy_model_card(ctx, [("01_data.ipynb", {"section": "data"})]) is None
     assert not (folder.root / MODEL_CARD).exists()  # a stale card is not left beside a new summary
+
+
+def test_out_never_clobbers_a_folder_that_is_not_a_report(lessons: Path, profile: Path, capsys) -> None:
+    """Issue 22 row 5: --out on a folder of one's own deleted its figures and model card and
+    overwrote summary.md; at the repository root it overwrote a lesson. Now a non-empty folder
+    that is not a report is refused (also with --dry-run), and in a report only files a run
+    wrote are ever deleted."""
+    from toxhelpers.run.cli import main
+
+    base = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--quiet"]
+    mine = lessons.parent / "U"
+    (mine / "figures").mkdir(parents=True)
+    (mine / "figures" / "mine.png").write_bytes(b"png")
+    (mine / "summary.md").write_text("notes")
+    for extra in ([], ["--dry-run"]):
+        assert main(base + ["--only", "01", "--out", str(mine), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "the folder holds files that are not a toxhelpers report (figures, " \
+            "summary.md); expected a new or empty folder, or an earlier run's report folder" in err, err
+    assert main(base + ["--out", str(lessons.parent)]) == 2  # a project folder: notebooks/ and more
+    assert sorted(path.name for path in mine.rglob("*")) == ["figures", "mine.png", "summary.md"]
+    assert (mine / "summary.md").read_text() == "notes"
+
+    report = lessons.parent / "report"
+    assert main(base + ["--out", str(report)]) == 0
+    (report / "figures" / "mine.png").write_bytes(b"png")
+    assert (report / "figures" / "make_numbers.png").is_file()
+    assert main(base + ["--out", str(report), "--only", "02", "-p", "size=3"]) == 0  # 01 is stale now
+    assert not (report / "figures" / "make_numbers.png").exists()  # the run's own stale figure goes
+    assert (report / "figures" / "mine.png").read_bytes() == b"png"  # someone else's stays

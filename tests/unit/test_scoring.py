@@ -77,3 +77,65 @@ def test_scorer_batch_size_does_not_change_scores(saved_classifier):
     np.testing.assert_allclose(scoring.ToxicityScorer.from_keras(classifier, tokenizer, spec, batch_size=3).score(texts),
                                scoring.ToxicityScorer.from_keras(classifier, tokenizer, spec).score(texts), atol=1e-6)
 
+
+
+def test_memory_stays_flat_in_the_number_of_comments(tokenizer):
+    """Issue 22 row 12: all windows of all comments were built at once (a million short comments:
+    3.9 GB with a model that costs nothing). Measured with tracemalloc (numpy arrays and Python
+    lists included): scoring 4x the comments must not take much more memory at its peak. The
+    backend is a real one of the Predict kind: it scores each window by its number of tokens."""
+    import tracemalloc
+
+    def window_length(batch):
+        return batch["attention_mask"].sum(axis=1) / 100.0
+
+    def peak_bytes(texts, chunk_size):
+        scorer = scoring.ToxicityScorer(window_length, tokenizer, max_length=32, batch_size=256, chunk_size=chunk_size)
+        tracemalloc.start()
+        try:
+            scores = scorer.score(texts)
+            return tracemalloc.get_traced_memory()[1], scores
+        finally:
+            tracemalloc.stop()
+
+    texts = [f"comment number {index} is short" for index in range(8000)]
+    small, small_scores = peak_bytes(texts[:2000], 500)
+    large, large_scores = peak_bytes(texts, 500)
+    assert large < 1.5 * small, (small, large)
+    single = scoring.ToxicityScorer(window_length, tokenizer, max_length=32, chunk_size=len(texts)).score(texts)
+    np.testing.assert_array_equal(large_scores, single)  # chunks change nothing in the scores
+    np.testing.assert_array_equal(small_scores, single[:2000])
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
+        scoring.ToxicityScorer(window_length, tokenizer, max_length=32, chunk_size=0)
+
+
+def no_toxicity(batch):
+    """A backend of the Predict kind that finds nothing toxic (only the input checks matter here)."""
+    return np.zeros(len(batch["input_ids"]))
+
+
+@pytest.mark.parametrize("texts, error, message", [
+    (["fine", "bad \ud800 surrogate"], ValueError,
+     r"comment 1 is not valid Unicode text \(a lone surrogate '\\ud800' at character 4\)"),
+    (b"you idiot", TypeError, r"expected a list of comments, got bytes \(decode it to text first\); wrap it in a list"),
+    ({"you idiot": 1}, TypeError, r"got a dict \(its keys are not comments\); pass a list"),
+    ({"you idiot", "thanks"}, TypeError, r"got a set \(its order is arbitrary\); pass a list"),
+    (["fine", b"bytes"], TypeError, r"comment 1 is bytes"),
+])
+def test_bad_comments_are_one_message_naming_the_comment(tokenizer, texts, error, message):
+    """Issue 22 row 14: a lone surrogate gave the tokenizer's raw TypeError, bytes 'comment 0 is
+    int', a dict scored its keys and a set scored in arbitrary order."""
+    scorer = scoring.ToxicityScorer(no_toxicity, tokenizer, max_length=16)
+    with pytest.raises(error, match=message):
+        scorer.score(texts)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"threshold": 1.5}, r"threshold must be a number in \[0, 1\], got 1.5"),
+    ({"threshold": float("nan")}, r"threshold must be a number in \[0, 1\], got nan"),
+    ({"threshold": "0.5"}, r"threshold must be a number in \[0, 1\], got '0.5'"),
+    ({"max_length": 1}, r"max_length must be an integer >= 3 \(\[CLS\], \[SEP\] and a word piece\), got 1"),
+])
+def test_bad_scorer_settings_are_refused_when_made(tokenizer, settings, message):
+    with pytest.raises(ValueError, match=message):
+        scoring.ToxicityScorer(no_toxicity, tokenizer, **({"max_length": 16} | settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from toxhelpers import tokenization
@@ -54,6 +55,17 @@ def test_save_and_load_encoded(tmp_path, tokenizer):
     assert np.array_equal(loaded["input_ids"], encoded["input_ids"]) and loaded["id"].tolist() == ["a", "b", "c"]
     with pytest.raises(FileNotFoundError, match="03_tokenization"):
         tokenization.load_encoded(tmp_path, "test")
+
+
+def test_load_encoded_checks_the_rows_a_lesson_holds(tmp_path, tokenizer):
+    """With ``ids``, the arrays must hold those rows in that order: scores computed from them line
+    up with the lesson's labels (lesson 9 relies on it)."""
+    encoded = tokenization.encode(tokenizer, COMMENTS[:3], 8)
+    tokenization.save_encoded(tmp_path, "validation", encoded, [0, 1, 0], ["a", "b", "c"])
+    assert tokenization.load_encoded(tmp_path, "validation", ids=pd.Series(["a", "b", "c"]))["id"].tolist() == ["a", "b", "c"]
+    for other in (["a", "c", "b"], ["a", "b"], ["a", "b", "c", "d"]):
+        with pytest.raises(ValueError, match=f"does not hold the {len(other)} rows of the validation split given"):
+            tokenization.load_encoded(tmp_path, "validation", ids=other)
 
 
 def test_training_set_names():

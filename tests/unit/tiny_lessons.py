@@ -84,5 +84,11 @@ def options(lessons: Path, profile: Path, **changes) -> RunOptions:
     return RunOptions(**(base | changes))
 
 
+def command_line(lessons: Path, profile: Path, *extra: str) -> list[str]:
+    """``toxhelpers run``'s arguments for the tiny lessons into ``<tmp>/report``, quietly."""
+    return ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(lessons.parent / "report"),
+            "--quiet", *extra]
+
+
 def statuses(result: RunResult) -> dict[str, str]:
     return {Path(item.name).stem: item.status for item in result.notebooks}

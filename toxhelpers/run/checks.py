@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,28 @@ class Rule:
     choices: tuple[str, ...] = ()
     optional: bool = False  # None is accepted too (e.g. "no limit")
     kind: Kind | None = None  # the type, when the notebooks' default (None) does not say it
-    non_empty: bool = False  # a list value needs at least one item
+    min_items: int = 0  # a list value needs at least this many items
+    distinct: bool = False  # a list value may not repeat an item (a grid, a set of seeds)
+    increasing: bool = False  # a list value's items strictly increase (bucket edges, label counts)
+
+    def describe_items(self) -> str:
+        """What a list value must look like beyond its items' range: "(at least 2 items, ...)"."""
+        words = []
+        if self.min_items:
+            words.append("at least one item" if self.min_items == 1 else f"at least {self.min_items} items")
+        if self.increasing:
+            words.append("in increasing order")
+        elif self.distinct:
+            words.append("no item twice")
+        return f" ({', '.join(words)})" if words else ""
+
+    def admits_items(self, items: list[Any]) -> bool:
+        if len(items) < self.min_items:
+            return False
+        keys = [repr(item) for item in items]
+        if (self.distinct or self.increasing) and len(set(keys)) < len(keys):
+            return False
+        return not self.increasing or all(a < b for a, b in zip(items, items[1:]))
 
     def describe_range(self) -> str:
         if self.low is not None and self.high is not None:
@@ -93,10 +115,21 @@ def _number(value: float) -> str:
 
 
 INTEGER, NUMBER, TEXT = Kind((int,)), Kind((float,)), Kind((str,))
-POSITIVE = Rule(low=0, low_open=True)
-AT_LEAST_ONE, AT_LEAST_ZERO = Rule(low=1), Rule(low=0)
+# Upper bounds: none of these is a limit a lesson could reach; each stops a typo (1e9, an extra
+# zero) from running for hours or filling memory before anything says so.
+MANY_ROWS = 10_000_000  # more rows than any Jigsaw file has (train.csv: 159,571)
+MANY_STEPS = 100_000  # timed steps, repeats, resamples, draws
+SOME = 1_000  # examples shown, bins, epochs
+LEARNING_RATE = Rule(low=0, high=1, low_open=True)
 SHARE = Rule(low=0, high=1, low_open=True, high_open=True)  # strictly between 0 and 1
 DROPOUT = Rule(low=0, high=1, high_open=True)
+LAYER_SIZES = Rule(low=1, high=65_536)
+ROWS, STEPS, FEW = Rule(low=0, high=MANY_ROWS), Rule(low=0, high=MANY_STEPS), Rule(low=0, high=SOME)
+# model.POOLINGS, spelled out here because model imports TensorFlow (a test keeps them equal)
+POOLINGS = ("cls", "mean")
+# the ONNX operator sets the exporter (tf2onnx 1.16) and ONNX Runtime both handle
+ONNX_OPSETS = (13, 18)
+PATH_SUFFIXES = ("_dir", "_path", "_file")  # parameters naming a file or folder
 # training.SCHEDULES, spelled out here because training imports TensorFlow (a test keeps them equal)
 LEARNING_RATE_SCHEDULES = ("constant", "linear")
 # training.HEAD_CHOICES, spelled out here for the same reason (a test keeps them equal)
@@ -120,84 +153,91 @@ def parameter_rules() -> dict[str, Rule]:
         "train_rows": Rule(choices=data.TRAIN_ROW_CHOICES),
         "validation_fraction": SHARE,
         "target_toxic_share": SHARE,
-        "max_train_rows": Rule(kind=INTEGER, optional=True, low=2),  # a stratified sample: a row per class
-        "max_test_rows": Rule(kind=INTEGER, optional=True, low=2),
+        "max_train_rows": Rule(kind=INTEGER, optional=True, low=2, high=MANY_ROWS),  # a stratified sample: a row per class
+        "max_test_rows": Rule(kind=INTEGER, optional=True, low=2, high=MANY_ROWS),
         "seed": Rule(low=0, high=2**32 - 1),  # what numpy and scikit-learn accept
         # 02_augmentation
         "aug_p": Rule(low=0, high=1, low_open=True),
         "augment_target": Rule(kind=Kind((str, float)), choices=("balanced",), low=0, high=1,
                                low_open=True, high_open=True),
-        "variants_per_row": Rule(kind=INTEGER, optional=True, low=1),
-        "max_augmented_rows": Rule(kind=INTEGER, optional=True, low=0),
-        "compare_rows": AT_LEAST_ONE,
-        "example_rows": AT_LEAST_ZERO,
+        "variants_per_row": Rule(kind=INTEGER, optional=True, low=1, high=SOME),
+        "max_augmented_rows": Rule(kind=INTEGER, optional=True, low=0, high=MANY_ROWS),
+        "compare_rows": Rule(low=1, high=MANY_STEPS),
+        "example_rows": FEW,
         # 03_tokenization (the upper bound of sequence lengths is the encoder's)
         "max_length": Rule(low=2),  # [CLS] and [SEP]
-        "throughput_rows": AT_LEAST_ONE,
+        "throughput_rows": Rule(low=1, high=MANY_ROWS),
         # 04_model, 05_training, 06_finetuning
-        "head_sizes": AT_LEAST_ONE,
+        "head_sizes": LAYER_SIZES,
         "head_dropout": DROPOUT,
         "encoder_dropout": DROPOUT,
         "attention_dropout": DROPOUT,
-        "focal_gamma": AT_LEAST_ZERO,
+        "focal_gamma": Rule(low=0, high=100),
         "focal_alpha": Rule(low=0, high=1),
-        "learning_rate": POSITIVE,
+        "learning_rate": LEARNING_RATE,
         "training_set": Rule(choices=tokenization.TRAINING_SETS),
-        "head_learning_rate": POSITIVE,
-        "head_epochs": AT_LEAST_ONE,
-        "head_patience": AT_LEAST_ZERO,
-        "head_batch_size": AT_LEAST_ONE,
+        "head_learning_rate": LEARNING_RATE,
+        "head_epochs": Rule(low=1, high=SOME),
+        "head_patience": FEW,
+        "head_batch_size": LAYER_SIZES,
         "head_choice": Rule(choices=HEAD_CHOICES),
-        "epochs": AT_LEAST_ONE,
-        "patience": AT_LEAST_ZERO,
-        "batch_size": AT_LEAST_ONE,
-        "grid_learning_rates": POSITIVE,
-        "grid_head_sizes": AT_LEAST_ONE,
-        "time_uncached_batches": AT_LEAST_ZERO,
-        "transplant_check_rows": AT_LEAST_ONE,
+        "epochs": Rule(low=1, high=SOME),
+        "patience": FEW,
+        "batch_size": LAYER_SIZES,
+        "grid_poolings": Rule(choices=POOLINGS, min_items=1, distinct=True),
+        "grid_learning_rates": Rule(low=0, high=1, low_open=True, min_items=1, distinct=True),
+        "grid_head_sizes": Rule(low=1, high=65_536, min_items=1, distinct=True),
+        "time_uncached_batches": STEPS,
+        "transplant_check_rows": Rule(low=1, high=MANY_ROWS),
         "padding": Rule(choices=batches.PADDINGS),
         "schedule": Rule(choices=LEARNING_RATE_SCHEDULES),
         "warmup_fraction": Rule(low=0, high=1, high_open=True),
-        "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2),  # and >= max_length, checked in lesson 6
-        "compare_padding_batches": AT_LEAST_ZERO,
-        "checkpoint_every": AT_LEAST_ZERO,  # training steps between saves of an interruptible fit; 0: never
+        "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2, high=MANY_ROWS),  # and >= max_length, checked in lessons 6 and 11
+        "compare_padding_batches": STEPS,
+        "new_comments": Rule(min_items=1),
+        "checkpoint_every": STEPS,  # training steps between saves of an interruptible fit (lessons 5 and 6); 0: never
         # 11_scaling_out
         "strategy": Rule(choices=distribute.STRATEGIES),
         "precision": Rule(choices=distribute.PRECISIONS),
-        "scaling_rows": AT_LEAST_ZERO,  # 0: every training row
+        "scaling_rows": ROWS,  # 0: every training row
         # 07_evaluation
-        "tfidf_C_grid": POSITIVE,
+        "tfidf_C_grid": Rule(low=0, high=1e6, low_open=True, min_items=1, distinct=True),
         "target_recall": Rule(low=0, high=1, low_open=True),
         "natural_prevalence": SHARE,
-        "prevalence_draws": AT_LEAST_ONE,
-        "length_edges": AT_LEAST_ONE,
-        "error_examples": AT_LEAST_ZERO,
+        "prevalence_draws": Rule(low=1, high=MANY_STEPS),
+        "length_edges": Rule(low=1, high=MANY_STEPS, min_items=1, increasing=True),
+        "error_examples": FEW,
         # 08_serving
-        "onnx_threads": AT_LEAST_ZERO,
+        "onnx_opset": Rule(low=ONNX_OPSETS[0], high=ONNX_OPSETS[1]),
+        "onnx_threads": Rule(low=0, high=1024),
         "benchmark_length": Rule(low=2),
-        "benchmark_batch_sizes": AT_LEAST_ONE,
-        "latency_repeats": AT_LEAST_ONE,
-        "agreement_rows": AT_LEAST_ZERO,
-        "long_comment_rows": AT_LEAST_ZERO,
+        "benchmark_batch_sizes": Rule(low=1, high=65_536, min_items=1, distinct=True),
+        "latency_repeats": Rule(low=1, high=MANY_STEPS),
+        "agreement_rows": ROWS,
+        "long_comment_rows": ROWS,
+        "serving_comments": Rule(min_items=2),  # the second one is also shown hidden late in a long comment
         # 09_bias
         "templates_dir": Rule(kind=TEXT, optional=True),  # None: the templates shipped with the package
-        "template_rows": Rule(kind=INTEGER, optional=True, low=100),  # enough rows for both classes of every term
+        "template_rows": Rule(kind=INTEGER, optional=True, low=100, high=MANY_ROWS),  # enough rows for both classes of every term
         "held_out_fraction": SHARE,
-        "plain_sentences": Rule(kind=Kind((list,), TEXT)),
-        "replay_rows": AT_LEAST_ZERO,
-        "mitigation_sentences": Rule(low=2),  # identity sentences per run, half of them toxic
-        "mitigation_seeds": Rule(kind=Kind((list,), INTEGER), low=0, high=2**32 - 1, non_empty=True),  # one run per seed, weights averaged
-        "mitigation_learning_rate": POSITIVE,
+        "plain_sentences": Rule(kind=Kind((list,), TEXT), min_items=1),
+        "replay_rows": ROWS,
+        # identity sentences per run, half of them toxic; the exact limit (2 x frames x train-side
+        # terms) depends on the terms and is checked by the lesson
+        "mitigation_sentences": Rule(low=2, high=MANY_STEPS),
+        "mitigation_seeds": Rule(kind=Kind((list,), INTEGER), low=0, high=2**32 - 1, min_items=1,
+                                 distinct=True),  # one run per seed, weights averaged
+        "mitigation_learning_rate": LEARNING_RATE,
         "max_validation_auc_cost": Rule(low=0, high=1),
         # 10_confidence
         "scaling": Rule(choices=CALIBRATION_SCALINGS),
-        "calibration_bins": AT_LEAST_ONE,
-        "label_counts": AT_LEAST_ZERO,  # 0: the threshold chosen without labels
-        "label_repeats": AT_LEAST_ONE,
-        "bootstrap_resamples": Rule(low=200),  # fewer make the interval ends (2.5% tails) too noisy to report
-        "attribution_examples": AT_LEAST_ZERO,
-        "ig_steps": AT_LEAST_ONE,
-        "ig_tolerance": POSITIVE,
+        "calibration_bins": Rule(low=1, high=SOME),
+        "label_counts": Rule(low=0, high=MANY_ROWS, min_items=1, increasing=True),  # 0: the threshold chosen without labels
+        "label_repeats": Rule(low=1, high=MANY_STEPS),
+        "bootstrap_resamples": Rule(low=200, high=MANY_STEPS),  # fewer make the interval ends (2.5% tails) too noisy to report
+        "attribution_examples": FEW,
+        "ig_steps": Rule(low=1, high=MANY_STEPS),
+        "ig_tolerance": Rule(low=0, high=1, low_open=True),
     }
 
 
@@ -289,13 +329,15 @@ def _as_number(value: Any) -> float | None:
 def expected(kind: Kind | None, rule: Rule) -> str:
     """What a key accepts, in words: "an integer >= 1", "one of 'toxic', 'any'", ..."""
     words = []
+    if rule.choices and kind and kind.types == (list,):
+        return f"a list of items from {', '.join(map(repr, rule.choices))}{rule.describe_items()}"
     if rule.choices:
         words.append("one of " + ", ".join(map(repr, rule.choices)))
     types = tuple(type_ for type_ in kind.types if not (rule.choices and type_ is str)) if kind else ()
     if types:
         words.append(f"{Kind(types, kind.item).describe()} {rule.describe_range()}".strip())
-    if rule.non_empty and words:
-        words[-1] += " (at least one item)"
+    if kind and list in kind.types and words:
+        words[-1] += rule.describe_items()
     if rule.optional:
         words.append("null (None)")
     return " or ".join(words) or "any value"
@@ -320,8 +362,11 @@ def check_value(key: str, value: Any, kind: Kind | None, rule: Rule, typed: str 
         checked = coerce(value, kind, typed)
     except _Mismatch:
         raise failure from None
-    if rule.non_empty and checked == []:
+    if isinstance(checked, list) and not rule.admits_items(checked):
         raise failure
+    if key.endswith(PATH_SUFFIXES) and isinstance(checked, str) and not checked.strip():
+        raise ParameterError(f"parameter {key}={shown}: expected a path (an empty one would silently fall back "
+                             "to the default)" + (" or null (None)" if rule.optional else ""))
     for leaf in _leaves(checked):
         if isinstance(leaf, str) and rule.choices and leaf not in rule.choices:
             raise failure
@@ -334,20 +379,33 @@ def checked_values(values: Mapping[str, Any], declared: Mapping[str, Mapping[str
                    typed: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every value coerced to the type of its notebooks' default and checked against
     :func:`parameter_rules`; ``typed`` holds the text of each ``-p`` value as given."""
-    defaults = notebook_defaults(declared)
     rules = parameter_rules()
     checked = {}
     for key, value in values.items():
-        rule = rules.get(key, Rule())
-        kind = rule.kind or merge_kinds([kind_of(default) for default in defaults.get(key, [])])
+        scope, _, name = key.rpartition(".")  # a scoped key (06_finetuning.epochs): that notebook's default
+        declaring = {notebook: params for notebook, params in declared.items()
+                     if not scope or notebook.removesuffix(".ipynb") == scope}
+        rule = rules.get(name, Rule())
+        kind = rule.kind or merge_kinds([kind_of(default) for default in notebook_defaults(declaring).get(name, [])])
         checked[key] = check_value(key, value, kind, rule, (typed or {}).get(key))
     return checked
+
+
+def check_folders(values: Mapping[str, Any]) -> None:
+    """Folder parameters (``*_dir``, already made absolute) must name an existing folder: a
+    missing ``templates_dir`` used to fail only in lesson 9, after everything before it ran."""
+    for key, value in values.items():
+        if key.endswith("_dir") and isinstance(value, str) and not os.path.isdir(value):
+            raise ParameterError(f"parameter {key}={value}: "
+                                 f"{'not a folder' if os.path.exists(value) else 'no such folder'}; "
+                                 "expected an existing folder")
 
 
 def check_encoder_limit(values: Mapping[str, Any], declared: Mapping[str, Mapping[str, str]]) -> None:
     """Sequence lengths given for the run must fit the encoder: at most its
     ``max_position_embeddings`` (a longer input has no position vectors and only wastes memory)."""
-    given = {key: values[key] for key in SEQUENCE_LENGTH_KEYS if isinstance(values.get(key), int)}
+    given = {key: value for key, value in values.items()
+             if key.rpartition(".")[2] in SEQUENCE_LENGTH_KEYS and isinstance(value, int)}
     if not given:
         return
     from toxhelpers import pretrained

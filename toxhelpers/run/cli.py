@@ -11,7 +11,12 @@ Parameters
     path to such a file), then ``--config FILE.yaml`` (same format: ``description`` and a
     ``parameters`` mapping), then ``-p key=value`` (values parsed as YAML), later ones winning.
     Each notebook receives only the keys its ``parameters`` cell declares, plus ``artifacts_dir``
-    (always ``<out>/artifacts``, set by the runner). A key that no notebook declares is an error,
+    (always ``<out>/artifacts``, set by the runner). ``-p 06.epochs=2`` (or ``06_finetuning.epochs``,
+    also as a key in a profile or config file) sets a key for that notebook only; within one source
+    it wins over the plain key, and a plain key from a later source replaces it. A plain key that
+    selected notebooks declare with different defaults is refused as ambiguous (the lessons keep
+    one default per name), and so is a ``-p`` value that reaches none of the selected notebooks
+    (``-p strategy=mirrored --until 06``: lesson 11 alone takes it). A key that no notebook declares is an error,
     so a typo never silently runs the defaults. Every value is checked before the first notebook
     starts, against the type of the notebooks' default and the range or choices known for it
     (:mod:`toxhelpers.run.checks`; ``2e-5`` is a number, ``-p label_rule=no`` the text
@@ -34,6 +39,7 @@ Output folder (``--out``, default ``reports/<profile>``)
     logs/NN_*.log         each notebook's full cell output (stdout/stderr) as it streamed
     artifacts/            what the lessons hand each other (splits, models, per-notebook records)
     .state/, .lock        resume manifests, file ownership, the one-run-at-a-time lock (internal)
+    .toxhelpers-report    marks the folder as a report: --out refuses a non-empty folder without it
 
 Terminal output (stderr)
     One line per notebook as it starts (``[k/N] NN_name.ipynb ... (running because ...)``) and
@@ -50,15 +56,20 @@ that the notebooks write, never from scraping cell output.
 Resume
     Rerunning into the same folder skips a notebook when its manifest (``.state/NN_*.json``) says
     it completed with
-    (1) the same key: the notebook's cell sources, the parameters it received, the toxhelpers code
-        (every module except this ``run`` package and ``__main__.py``), the key package versions, the
-        kernel, and the data folder ``data_dir`` resolves to (so a newly downloaded data set is not
-        ignored);
+    (1) the same key: the notebook's cell sources, the parameters it received (``artifacts_dir``
+        relative to the report, so a moved or copied report resumes), the toxhelpers code and the
+        data shipped with it (every file except this ``run`` package, ``profiles/`` and
+        ``__main__.py``), the key package versions, the kernel, the data folder ``data_dir``
+        resolves to (so a newly downloaded data set is not ignored), and the files in each other
+        ``*_dir`` folder it receives (``templates_dir``);
     (2) the same inputs: every artifact file that existed when it ran, except files written by
         itself or by later notebooks, still has the same sha256; and the data files and weights
         its record lists as inputs (``recorder.input``) re-hash the same;
     (3) its outputs intact: every artifact file it created or rewrote, its executed notebook and
-        its HTML are present with the recorded sha256.
+        its HTML are present with the recorded sha256, and no file that no lesson wrote sits in a
+        folder of its own outputs.
+    Before anything runs, an earlier notebook the selection leaves out (``--only``, ``--from``)
+    must have its recorded outputs intact, or the run stops naming the file and the notebook.
     Anything else reruns it, and the reason is printed. Inputs are compared by content, so after a
     rerun a later notebook reruns only if what it reads actually changed (a notebook's record holds
     its parameters, so a parameter change always reaches the notebooks after it). ``--force``
@@ -88,8 +99,10 @@ Reproducibility
     ``--compare-to OTHER_RUN`` checks a run against another (exit status 3 when they differ); its
     metrics.json is read, and ``--tolerance`` checked (>= 0), before anything runs.
 
-Exit status: 0 done, 1 a notebook failed (or the run was interrupted: 130), 2 bad command line or
-parameters, 3 metrics differ from ``--compare-to``.
+Exit status: 0 done, 1 a notebook failed, 2 bad command line or parameters, 3 metrics differ from
+``--compare-to``, 130 interrupted by Ctrl-C, 143 by SIGTERM (handled alike: the kernel is stopped,
+the report says "interrupted"). run.json says "running" while a run goes on; a run killed outright
+is reported by the next run or ``--dry-run``.
 """
 
 from __future__ import annotations
@@ -115,13 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "into a report folder (executed notebooks, HTML, figures, metrics.json, summary.md). "
                     "Rerunning into the same folder skips notebooks whose parameters and inputs are unchanged.",
         epilog=f"Profiles: {', '.join(available_profiles())}. Precedence: profile < --config < -p. "
-               "Exit status: 0 done, 1 a notebook failed, 2 bad arguments, 3 metrics differ from --compare-to.")
+               "Exit status: 0 done, 1 a notebook failed, 2 bad arguments, 3 metrics differ from --compare-to, "
+               "130/143 interrupted (Ctrl-C/SIGTERM).")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, metavar="NAME",
                         help=f"named profile ({', '.join(available_profiles())}) or a profile .yaml file "
                              f"(default: {DEFAULT_PROFILE})")
     parser.add_argument("--config", metavar="FILE.yaml", help="parameters overriding the profile (same format)")
     parser.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="one parameter, value parsed as YAML; repeat for more (wins over profile and config)")
+                        help="one parameter, value parsed as YAML; repeat for more (wins over profile and config); "
+                             "NN.KEY=VALUE for notebook NN only")
     parser.add_argument("--data-dir", metavar="DIR", help="shortcut for -p data_dir=DIR")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: reports/<profile>)")
     parser.add_argument("--force", action="store_true",

@@ -3,10 +3,10 @@ progress view, a failure turned into one short message, and the HTML rendering."
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
+import platform
 import re
 import sys
 from collections.abc import Callable
@@ -15,16 +15,49 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from toxhelpers.artifacts import write_text
-from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress
+from toxhelpers.run.progress import COMPACT, VERBOSE, CellProgress, RunningCell
 from toxhelpers.run.resume import Context
 from toxhelpers.run.run_folder import RunFolder
 
-KERNEL = "python3"
+KERNEL = "python3"  # the kernel name notebooks carry; the kernel started is always this interpreter's
 # The kernel process writes its own log to our stderr; keep only its errors (ipykernel 7 warns
 # about unencrypted local TCP on every start and logs the shutdown interrupt as an error: noise
 # for a local headless run; the notebook's own errors come back through papermill).
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 ENGINE = "toxhelpers-progress"  # papermill's nbclient engine, reporting each cell to a CellProgress
+
+
+def kernel_description() -> dict[str, str]:
+    """The kernel every notebook runs on, for run.json: this interpreter's ipykernel."""
+    return {"name": KERNEL, "python": sys.executable, "python_version": platform.python_version(),
+            "started_as": f"{sys.executable} -m ipykernel_launcher"}
+
+
+@functools.cache
+def own_kernel_manager() -> type:
+    """A kernel manager that starts this interpreter's ipykernel, whatever kernelspec named
+    ``python3`` Jupyter would find first (``JUPYTER_PATH``, another environment's, a user's
+    ``~/.local/share/jupyter``): a lesson must run on the packages this run checked and records."""
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.manager import AsyncKernelManager
+
+    class OwnInterpreterKernelManager(AsyncKernelManager):
+        @property
+        def kernel_spec(self) -> KernelSpec:
+            if self._kernel_spec is None:
+                self._kernel_spec = KernelSpec(
+                    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    display_name=f"Python {platform.python_version()} ({sys.executable})", language="python")
+            return self._kernel_spec
+
+    return OwnInterpreterKernelManager
+
+
+def kernel_arguments() -> dict[str, Any]:
+    """What papermill needs to run a notebook on this interpreter's kernel (shared with
+    ``toxhelpers finetune``)."""
+    return {"kernel_name": KERNEL, "language": "python", "kernel_manager_class": own_kernel_manager(),
+            "extra_arguments": KERNEL_ARGUMENTS}
 
 
 class Tee:
@@ -66,16 +99,49 @@ class Failure:
                 f"(output log: {folder.log(Path(self.notebook))})")
 
 
-def describe_failure(notebook: Path, error: BaseException) -> Failure:
-    """Turn papermill's exception into (notebook, cell, error); other errors keep their type."""
+class CellWatch:
+    """Where the executor records the cell it runs (whatever the output mode), for the report of
+    a kernel that dies in it."""
+
+    def __init__(self) -> None:
+        self.cells: RunningCell | CellProgress | None = None
+
+    def follow(self, cells: RunningCell | CellProgress) -> None:
+        self.cells = cells
+
+    @property
+    def source(self) -> str | None:
+        """The last code cell started (papermill marks a cell complete also when its kernel died)."""
+        return (self.cells.source or None) if self.cells is not None else None
+
+
+def cell_position(notebook: Path, source: str) -> str:
+    """'cell 4 of 12': where a cell's source sits in the notebook as written (papermill's copy
+    has an extra parameters cell, so its numbers are off by one)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    numbers = [index for index, cell in enumerate(cells, 1) if "".join(cell["source"]) == source]
+    return f"cell {numbers[0]} of {len(cells)}" if numbers else "a cell"
+
+
+def describe_failure(notebook: Path, error: BaseException, running: str | None = None,
+                     peak_mb: float | None = None) -> Failure:
+    """Turn papermill's exception into (notebook, cell, error); other errors keep their type. A
+    kernel that died (the OOM killer, kill -9) is reported with ``running``, the source of the
+    cell it was running, and the notebook's peak memory, memory being the likely cause."""
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    if isinstance(error, DeadKernelError):
+        memory = f"; peak memory of the notebook {peak_mb:,.0f} MB" if peak_mb else ""
+        return Failure(notebook.name, cell_position(notebook, running) if running is not None else "",
+                       f"the kernel died (DeadKernelError) while this cell ran{memory}: most likely it ran out of "
+                       "memory (the system's OOM killer ends the largest process), or it was killed from outside; "
+                       "try a smaller profile or fewer rows, or close other programs",
+                       failing_line(running or "", ""))
     if not isinstance(error, PapermillExecutionError):
         return Failure(notebook.name, "", f"{type(error).__name__}: {error}".strip())
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     source = error.source if isinstance(error.source, str) else "".join(error.source)
-    numbers = [index for index, cell in enumerate(cells, 1) if "".join(cell["source"]) == source]
-    cell = f"cell {numbers[0]} of {len(cells)}" if numbers else "a cell"
+    cell = cell_position(notebook, source)
     cell += f" (In [{error.exec_count}])" if error.exec_count else ""
     traceback = _strip_ansi("\n".join(error.traceback))
     evalue = str(error.evalue)
@@ -163,7 +229,7 @@ def follow_cells(manager: Any, progress: CellProgress) -> None:
     manager.cell_start, manager.cell_complete = cell_start, cell_complete
 
 
-def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
+def execute(ctx: Context, notebook: Path, output: str = COMPACT, running: "CellWatch | None" = None) -> None:
     """Run one notebook through papermill, its output to ``logs/`` (and the terminal when
     ``output`` is verbose, its cells to the progress view when compact); raises on the first
     failing cell."""
@@ -174,15 +240,17 @@ def execute(ctx: Context, notebook: Path, output: str = COMPACT) -> None:
     executed.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     terminal = output == VERBOSE
-    progress = CellProgress() if output == COMPACT else contextlib.nullcontext()
+    progress = CellProgress() if output == COMPACT else RunningCell()
     with open(log_path, "w", encoding="utf-8") as log, progress as cells:
+        if running is not None:
+            running.follow(cells)
         listener = cells.output if isinstance(cells, CellProgress) and cells.interactive else None
         papermill.execute_notebook(
-            str(notebook), str(executed), parameters=ctx.passed(notebook), kernel_name=KERNEL,
-            cwd=str(notebook.parent), progress_bar=False, log_output=False,
+            str(notebook), str(executed), parameters=ctx.passed(notebook), cwd=str(notebook.parent),
+            progress_bar=False, log_output=False,
             stdout_file=Tee(sys.stdout if terminal else None, log, listener),
             stderr_file=Tee(sys.stderr if terminal else None, log, listener),
-            extra_arguments=KERNEL_ARGUMENTS, engine_name=progress_engine(), cell_progress=cells,
+            engine_name=progress_engine(), cell_progress=cells, **kernel_arguments(),
         )
 
 

@@ -29,6 +29,8 @@ starts ``--workers`` processes, gives each its ``TF_CONFIG`` and runs lesson 11 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,42 +110,128 @@ def lesson_parameters(args: argparse.Namespace, notebook: Path) -> dict[str, Any
     return {"artifacts_dir": str(args.artifacts_dir.resolve()), **values}
 
 
+# What lesson 11 reads from lessons 3-6: checked before a kernel starts.
+NEEDED = (("tokenized_for", {}), ("tokens", {"split": "validation"}), ("phase1_spec", {}), ("phase1_head", {}),
+          ("phase1_head_weights", {}), ("finetuned_metrics", {}))
+
+
+def check_earlier_lessons(artifacts_dir: Path) -> None:
+    """The artifacts lesson 11 reads must be there (one line naming the first missing one and the
+    lesson that writes it), rather than a kernel failing on them minutes in."""
+    from toxhelpers.artifacts import artifact, artifact_path
+
+    if not artifacts_dir.is_dir():
+        raise UsageError(f"--artifacts-dir {artifacts_dir}: no such folder; run lessons 1-6 into it first")
+    for name, fields in NEEDED:
+        path = artifact_path(artifacts_dir, name, **fields)
+        if not path.exists():
+            raise UsageError(f"--artifacts-dir {artifacts_dir}: no {path.relative_to(artifacts_dir)} (written by "
+                             f"{artifact(name).produced_by}); run lessons 1-6 into it first, e.g. "
+                             "toxhelpers run --until 06")
+
+
+def lesson_outputs(artifacts_dir: Path) -> list[Path]:
+    """What an earlier run of the lesson left in ``artifacts_dir``: the table's artifacts of lesson
+    11 and its record. Removed before the chief runs it again, as ``toxhelpers run`` does, so a failed
+    run never leaves new weights beside an old spec, or old predictions beside a new model."""
+    from toxhelpers.artifacts import ARTIFACTS
+
+    section = next(name for name, notebook in LESSONS.items() if notebook == LESSON)
+    patterns = [item.path.format(split="*") for item in ARTIFACTS.values() if item.produced_by == LESSON]
+    patterns.append(f"metrics/{section}.json")
+    return sorted({path for pattern in patterns for path in artifacts_dir.glob(pattern)})
+
+
+def remove_outputs(paths: list[Path]) -> None:
+    import shutil
+
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def report_lock_folder(artifacts_dir: Path) -> Path:
+    """The folder whose lock ``toxhelpers run`` holds while it writes these artifacts: the
+    report's (``<out>/artifacts``), else the artifacts folder itself."""
+    from toxhelpers.run.run_folder import is_report
+
+    parent = artifacts_dir.parent
+    return parent if artifacts_dir.name == "artifacts" and is_report(parent) else artifacts_dir
+
+
 def main(argv: list[str]) -> int:
-    """Run lesson 11 once in this process's role (chief or not, from ``TF_CONFIG``)."""
+    """Run lesson 11 once in this process's role (chief or not, from ``TF_CONFIG``), or with
+    ``--engine ray`` start its workers, with the checks, lock, messages and replacement of old
+    outputs of ``toxhelpers run``."""
     from toxhelpers import distribute
+    from toxhelpers.run.run_folder import check_not_below_a_file, locked
 
     args = parse_arguments(argv)
+    artifacts_dir = args.artifacts_dir.expanduser().resolve()
+    out = args.out.expanduser().resolve()
     try:
         notebook = args.notebooks_dir / LESSON
         if not notebook.is_file():
             raise UsageError(f"no {LESSON} in {args.notebooks_dir}; point --notebooks-dir at the lessons")
-        if not args.artifacts_dir.is_dir():
-            raise UsageError(f"--artifacts-dir {args.artifacts_dir}: no such folder; run lessons 1-6 into it first")
         check_engine(args)
         parameters = lesson_parameters(args, notebook)
-        if args.engine == "process":
-            distribute.cluster_config()  # a broken TF_CONFIG, said before a kernel starts
+        check_not_below_a_file(out.parent, "--out", out)
+        if args.engine == "ray":  # this process only starts the workers; Ray gives each its TF_CONFIG
+            check_earlier_lessons(artifacts_dir)
+            with locked(report_lock_folder(artifacts_dir)):
+                remove_outputs(lesson_outputs(artifacts_dir))
+                return run_ray_workers(args.workers, notebook, out, parameters, args.ray_address)
+        notice = distribute.ignored_tf_config(args.strategy)
+        if notice:  # one process: this command and its kernel both run alone, as the chief
+            print(f"note: {notice}", file=sys.stderr)
+            os.environ.pop("TF_CONFIG")
+        distribute.cluster_config()  # a broken TF_CONFIG, said before a kernel starts
+        check_earlier_lessons(artifacts_dir)
+        chief = distribute.is_chief()
+        with locked(report_lock_folder(artifacts_dir)) if chief else contextlib.nullcontext():
+            if chief:
+                remove_outputs(lesson_outputs(artifacts_dir))
+            return run_lesson(notebook, out, parameters)
     except (UsageError, ValueError) as error:
-        print(f"toxhelpers finetune: {error}", file=sys.stderr)
+        print(f"toxhelpers finetune: error: {error}", file=sys.stderr)
         return 2
-    if args.engine == "ray":
-        from toxhelpers.run import ray_engine
-
-        ray_engine.run_workers(args.workers, notebook, args.out, parameters, args.ray_address)
-        return 0
-    execute_lesson(notebook, args.out, parameters)
-    return 0
 
 
-def execute_lesson(notebook: Path, out: Path, parameters: dict[str, Any]) -> None:
-    """Lesson 11 through papermill in this process's role: the chief writes the executed notebook
-    to ``out``, another worker to a scratch folder removed afterwards."""
+def run_lesson(notebook: Path, out: Path, parameters: dict[str, Any]) -> int:
+    """Lesson 11 through papermill on this interpreter's kernel; a failure is one message (the
+    cell, the line, the error), exit status 1, the partial notebook kept."""
     import papermill
 
     from toxhelpers import distribute
+    from toxhelpers.run.execute import describe_failure, kernel_arguments
 
-    out = out.resolve()
     with distribute.worker_artifacts_dir(out.parent) as folder:
         folder.mkdir(parents=True, exist_ok=True)
-        papermill.execute_notebook(str(notebook), str(folder / out.name), parameters=parameters,
-                                   cwd=str(notebook.parent), progress_bar=False, log_output=True)
+        executed = folder / out.name
+        try:
+            papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, cwd=str(notebook.parent),
+                                       progress_bar=False, log_output=True, **kernel_arguments())
+        except Exception as error:  # papermill's cell error, a dead kernel
+            failure = describe_failure(notebook, error)
+            where = f" in {failure.cell}" if failure.cell else ""
+            line = f"\n    {failure.source_line}" if failure.source_line else ""
+            kept = f"partial notebook kept: {executed}" if distribute.is_chief() else "(a worker's scratch folder)"
+            print(f"toxhelpers finetune: FAILED: {notebook.name}{where}:{line}\n  {failure.error}\n  {kept}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+def run_ray_workers(workers: int, notebook: Path, out: Path, parameters: dict[str, Any], address: str) -> int:
+    """Lesson 11 on ``workers`` Ray workers (:mod:`toxhelpers.run.ray_engine`); a worker's failure
+    (already printed by that worker, see :func:`run_lesson`) is one line here and exit status 1."""
+    from toxhelpers.run import ray_engine
+
+    try:
+        ray_engine.run_workers(workers, notebook, out, parameters, address)
+    except ray_engine.WorkerFailed as error:
+        print(f"toxhelpers finetune: FAILED: {error}", file=sys.stderr)
+        return 1
+    return 0

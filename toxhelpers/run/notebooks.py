@@ -20,7 +20,8 @@ def discover_notebooks(notebooks_dir: Path) -> list[Path]:
     return notebooks
 
 
-def _matches(path: Path, token: str) -> bool:
+def matches(path: Path, token: str) -> bool:
+    """Whether ``token`` names the notebook: its number (``6``, ``06``) or its name (``06_finetuning``)."""
     token = token.strip().removesuffix(".ipynb")
     number = path.name[:2]
     return token in (path.stem, number) or (token.isdigit() and int(token) == int(number))
@@ -28,7 +29,7 @@ def _matches(path: Path, token: str) -> bool:
 
 def _find(notebooks: Sequence[Path], token: str, option: str) -> int:
     for index, path in enumerate(notebooks):
-        if _matches(path, token):
+        if matches(path, token):
             return index
     names = ", ".join(path.stem for path in notebooks)
     raise UsageError(f"{option} {token!r} matches no notebook; have: {names} (use the number, e.g. 03)")

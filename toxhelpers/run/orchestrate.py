@@ -7,9 +7,12 @@ selected notebook in order, stop at the first failure, and always write the repo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +20,21 @@ from typing import Any
 import yaml
 
 from toxhelpers.artifacts import write_text
-from toxhelpers.run import resume
+from toxhelpers.run import checks, resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
-from toxhelpers.run.execute import KERNEL, describe_failure, execute, render_html
+from toxhelpers.run.execute import KERNEL, CellWatch, Failure, describe_failure, execute, render_html
 from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks
-from toxhelpers.run.parameters import DEFAULT_PROFILE, declared_parameters, resolve_parameters
+from toxhelpers.run.parameters import (DEFAULT_PROFILE, check_reaches_selected, check_unambiguous,
+                                       declared_parameters, resolve_parameters)
 from toxhelpers.run.peak_memory import PeakMemory
 from toxhelpers.run.progress import COMPACT, QUIET, VERBOSE, clock, say
-from toxhelpers.run.resume import (Context, assess, changed_files, claim, clear_previous, keep_checkpoints_of_same_attempt,
-                                   snapshot, utc_now, write_manifest)
+from toxhelpers.run.resume import (Context, assess, changed_files, check_earlier_outputs, claim, clear_previous,
+                                   declared_outputs_missing, keep_checkpoints_of_same_attempt, snapshot, utc_now,
+                                   write_manifest)
 from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
-from toxhelpers.run.summary import NotebookStatus, RunResult, finish_report, print_footer
+from toxhelpers.run.summary import (NotebookStatus, RunResult, finish_report, print_footer, start_report,
+                                   unfinished_run)
 
 
 @dataclass
@@ -65,6 +71,8 @@ def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
     declared = declared_parameters(notebooks)
     params = resolve_parameters(options.profile, options.config, options.overrides, declared=declared)
     selected = select_notebooks(notebooks, options.only, options.start, options.stop)
+    check_unambiguous(params.values, declared, selected)
+    check_reaches_selected(options.overrides, declared, selected)
     out = Path(options.out) if options.out else Path("reports") / params.profile
     folder = RunFolder(check_out_folder(out.expanduser().resolve()))
     data_source = _resolve_data_source(params.values, declared, notebooks_dir)
@@ -97,23 +105,79 @@ def run(options: RunOptions) -> RunResult:
     _ = options.output  # --quiet with --verbose fails here, before anything runs
     reference = reference_metrics(options.compare_to) if options.compare_to else None
     ctx, selected = prepare(options)
+    check_earlier_outputs(ctx, selected)
     if options.dry_run:
+        unfinished = unfinished_run(ctx.folder)
+        if unfinished:
+            print(f"note: {unfinished}")
         result = dry_run(ctx, selected, options.force)
         if reference is not None:
             print(f"then compare with {options.compare_to} ({len(reference)} metrics, tolerance {options.tolerance})")
         return result
-    with locked(ctx.folder.root):
-        result = execute_all(ctx, selected, options)
+    unfinished = unfinished_run(ctx.folder)  # looked at before this run takes the lock
+    with locked(ctx.folder.root), without_ignored_tf_config(ctx, selected), sigterm_as_interrupt() as stopped:
+        if unfinished:
+            say(f"note: {unfinished}")
+        result = execute_all(ctx, selected, options, stopped)
     if result.ok and reference is not None:
         result.differences = compare_metrics(result.metrics, reference, options.tolerance)
         result.compared = True
     return result
 
 
-def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunResult:
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[dict[str, int]]:
+    """SIGTERM (``kill``, a job scheduler, a container stopping) handled like Ctrl-C: the running
+    notebook's kernel is shut down, the report says "interrupted", and the exit status is 143.
+    It used to end the runner on the spot, leaving the previous run's "complete" in the report.
+    Yields {"signal": number} of the signal that stopped the run (SIGINT unless SIGTERM came)."""
+    stopped = {"signal": int(signal.SIGINT)}
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped  # signal handlers can only be set from the main thread (tests calling run())
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        if stopped["signal"] == signal.SIGTERM:
+            return  # already stopping: let the report be written
+        stopped["signal"] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def without_ignored_tf_config(ctx: Context, selected: list[Path]) -> Iterator[None]:
+    """An inherited ``TF_CONFIG`` reaches the kernels only when a selected notebook joins the
+    cluster (strategy ``multi_worker``); otherwise the run says once that it is ignored and starts
+    the kernels without it (a lesson taking itself for worker 1 wrote its outputs to a scratch
+    folder that was deleted)."""
+    from toxhelpers import distribute
+
+    strategies = {str(ctx.passed(notebook).get("strategy", "default")) for notebook in selected}
+    single = sorted(strategies - {distribute.CLUSTER_STRATEGY})
+    notice = distribute.ignored_tf_config(single[0]) if single and len(single) == len(strategies) else None
+    if notice is None:
+        yield
+        return
+    say(f"note: {notice}")
+    inherited = os.environ.pop("TF_CONFIG")
+    try:
+        yield
+    finally:
+        os.environ["TF_CONFIG"] = inherited
+
+
+def execute_all(ctx: Context, selected: list[Path], options: RunOptions,
+                stopped: dict[str, int] | None = None) -> RunResult:
     """Run or reuse each selected notebook in order; stop at the first failure; always report."""
     started, started_at = time.monotonic(), utc_now()
     ctx.folder.artifacts.mkdir(parents=True, exist_ok=True)
+    start_report(ctx, started_at)
+    write_text("A toxhelpers run report: `toxhelpers run --out` may write here.\n", ctx.folder.marker)
     write_text(yaml.safe_dump(ctx.params.values, sort_keys=True, allow_unicode=True),
                ctx.folder.root / "parameters.yaml")
     statuses = {path.name: NotebookStatus(path.name, "not selected", "not selected") for path in ctx.notebooks}
@@ -129,7 +193,7 @@ def execute_all(ctx: Context, selected: list[Path], options: RunOptions) -> RunR
                 result.failure = status.failure
                 break
     except KeyboardInterrupt:
-        result.interrupted = True
+        result.interrupted, result.stop_signal = True, (stopped or {}).get("signal", int(signal.SIGINT))
         say(f"Interrupted: partial notebook kept in {ctx.folder.root / 'notebooks'}; rerun to resume.")
     mark_unselected(ctx, statuses)
     finish_report(ctx, result, started, started_at)
@@ -171,10 +235,10 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     before = snapshot(ctx.folder.artifacts, ctx.hasher)
     keep_checkpoints_of_same_attempt(ctx, notebook, before, force)
     began = time.monotonic()
-    watch = PeakMemory()
+    watch, running = PeakMemory(), CellWatch()
     try:
         with watch:
-            execute(ctx, notebook, output)
+            execute(ctx, notebook, output, running)
         status.peak_memory_mb = round(watch.peak_mb)
         render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     except KeyboardInterrupt:
@@ -184,10 +248,21 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
         status.wall_seconds, status.peak_memory_mb = round(time.monotonic() - began, 2), round(watch.peak_mb)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
-        status.status, status.failure = "failed", describe_failure(notebook, error)
+        status.status, status.failure = "failed", describe_failure(notebook, error, running.source,
+                                                                   status.peak_memory_mb)
         _render_quietly(ctx, notebook)
         return False
     wall = time.monotonic() - began
+    outputs = changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))
+    missing = declared_outputs_missing(notebook, outputs)
+    if missing:
+        claim(ctx, notebook, list(outputs))
+        status.status, status.wall_seconds = "failed", round(wall, 2)
+        expected = ", ".join(f"artifacts/{path}" for path in missing) if missing != ["any file"] else "a file in artifacts/"
+        status.failure = Failure(notebook.name, "", f"it ran to the end but wrote none of its outputs (expected "
+                                 f"{expected}), so it is not recorded as complete; did it write them elsewhere "
+                                 "(e.g. a TF_CONFIG for another worker)?")
+        return False
     manifest = write_manifest(ctx, notebook, before, wall)
     status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
     status.sections = manifest["sections"]

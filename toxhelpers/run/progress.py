@@ -47,6 +47,31 @@ def first_line(source: str) -> str:
     return line if len(line) <= SOURCE_WIDTH else line[:SOURCE_WIDTH - 3] + "..."
 
 
+class RunningCell:
+    """Which cell of a notebook is running (papermill's numbering, its injected parameters cell
+    included): kept in every output mode, so a kernel that dies can be reported with its cell."""
+
+    def __init__(self) -> None:
+        self.total = self.number = 0
+        self.source = ""
+
+    def __enter__(self) -> RunningCell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def begin(self, total: int) -> None:
+        self.total = total
+
+    def cell_started(self, number: int, source: str, is_code: bool) -> None:
+        if is_code:
+            self.number, self.source = number, source
+
+    def cell_finished(self) -> None:
+        self.number = 0  # the source stays: the last cell started
+
+
 class CellProgress:
     """``with CellProgress() as progress:`` around one notebook; the executor reports each cell
     through :meth:`cell_started` and :meth:`cell_finished`.
@@ -60,7 +85,7 @@ class CellProgress:
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.tick = tick
         self.done = self.total = self.number = 0
-        self.current = self.latest_output = ""
+        self.current = self.source = self.latest_output = ""
         self.started = self.cell_started_at = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,7 +113,7 @@ class CellProgress:
         if not is_code:
             return
         self.number, self.current, self.cell_started_at = number, first_line(source), time.monotonic()
-        self.latest_output = ""
+        self.source, self.latest_output = source, ""
         if self.interactive:
             self._draw()
         else:

@@ -32,6 +32,10 @@ STARTS = 3  # attempts at starting a local Ray (see start_local_ray)
 RUN_NAME = "toxhelpers-finetune"
 
 
+class WorkerFailed(Exception):
+    """A Ray worker's lesson 11 failed (the worker printed which cell and why)."""
+
+
 def require_ray() -> None:
     """Ray importable, or one error saying how to install it."""
     try:
@@ -45,12 +49,12 @@ def require_ray() -> None:
 def run_workers(workers: int, notebook: Path, out: Path, parameters: dict[str, Any], address: str = LOCAL,
                 cpus_per_worker: float = 1.0) -> None:
     """Execute lesson 11 on ``workers`` Ray workers, one ``MultiWorkerMirroredStrategy`` replica
-    each; returns when all have finished, raises if one failed. ``address``: ``"local"`` starts a
-    Ray instance on this machine (with enough logical CPUs for the workers, even on a small
-    laptop: they then share its cores); ``"auto"`` joins the cluster this machine belongs to
+    each; returns when all have finished, raises :class:`WorkerFailed` if one failed.
+    ``address``: ``"local"`` starts a Ray instance on this machine (with enough logical CPUs for
+    the workers, even on a small laptop: they then share its cores); ``"auto"`` joins the cluster this machine belongs to
     (``ray start``, or a KubeRay job's ``RAY_ADDRESS``); or a cluster's address."""
     import ray
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.tensorflow import TensorflowTrainer
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -71,7 +75,10 @@ def run_workers(workers: int, notebook: Path, out: Path, parameters: dict[str, A
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=False, resources_per_worker={"CPU": cpus_per_worker},
                                          placement_strategy="SPREAD"),
             run_config=RunConfig(name=RUN_NAME, storage_path=str(out.resolve().parent / "ray")))
-        trainer.fit()
+        try:
+            trainer.fit()
+        except TrainingFailedError as error:
+            raise WorkerFailed(f"a Ray worker failed: {error}") from None
     finally:
         if local:
             ray.shutdown()
@@ -99,6 +106,7 @@ def start_local_ray(options: dict[str, Any], attempts: int = STARTS) -> None:
 
 def run_lesson_on_worker(config: dict[str, Any]) -> None:
     """One Ray worker: lesson 11 in this worker's role (Ray has set ``TF_CONFIG``)."""
-    from toxhelpers.run.finetune import execute_lesson
+    from toxhelpers.run.finetune import run_lesson
 
-    execute_lesson(Path(config["notebook"]), Path(config["out"]), config["parameters"])
+    if run_lesson(Path(config["notebook"]), Path(config["out"]), config["parameters"]) != 0:
+        raise RuntimeError(f"lesson 11 failed on this worker ({os.environ.get('TF_CONFIG', 'no TF_CONFIG')})")

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from toxhelpers.artifacts import read_json, sha256_file, write_json
-from toxhelpers.run.parameters import Parameters, notebook_parameters
+from toxhelpers.run.parameters import RUNNER_SET, Parameters, notebook_parameters
 from toxhelpers.run.run_folder import RunFolder
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # toxhelpers/
-TOOLING_PACKAGE = Path(__file__).resolve().parent.name  # "run": this package
+TOOLING_FOLDERS = {Path(__file__).resolve().parent.name, "profiles"}  # "run": this package; the run profiles
 TOOLING_FILES = {"__main__.py"}  # the command line's entry point
+FOLDER_SUFFIX = "_dir"  # a parameter naming a folder of inputs (its files are part of the resume key)
+UNHASHED_FOLDERS = {"artifacts_dir", "data_dir"}  # the run's own folder; the data files lesson 1 records
 
 
 def utc_now() -> str:
@@ -64,19 +66,30 @@ def snapshot(folder: Path, hasher: Hasher) -> Snapshot:
 
 
 def is_tooling(relative: Path) -> bool:
-    """A file of the run tooling (``run/``, ``__main__.py``), as opposed to lesson code."""
-    return relative.parts[0] == TOOLING_PACKAGE or relative.as_posix() in TOOLING_FILES
+    """A file of the run tooling (``run/``, ``profiles/``, ``__main__.py``), as opposed to lesson
+    code and the data shipped with it."""
+    return relative.parts[0] in TOOLING_FOLDERS or relative.as_posix() in TOOLING_FILES
 
 
 def code_hash() -> str:
-    """Hash of the toxhelpers modules a notebook can import: the run tooling is left out."""
+    """Hash of everything in the package a notebook can use: its modules and the data shipped
+    with them (lesson 9's templates, the demo set); the run tooling is left out. Data files
+    count as much as code: an edited ``bias_templates/words.csv.gz`` used to leave lesson 9 reused."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    for path in sorted(PACKAGE_DIR.rglob("*")):
         relative = path.relative_to(PACKAGE_DIR)
-        if is_tooling(relative) or "__pycache__" in relative.parts:
+        if not path.is_file() or is_tooling(relative) or "__pycache__" in relative.parts or path.suffix == ".pyc":
             continue
         digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def folder_hash(folder: Path, hasher: Hasher) -> str | None:
+    """One hash of a folder's files (names and contents), None when it is not a folder."""
+    if not folder.is_dir():
+        return None
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    return stable_hash([(path.relative_to(folder).as_posix(), hasher(path)) for path in files])
 
 
 def notebook_source_hash(path: Path) -> str:
@@ -105,13 +118,20 @@ class Context:
 
     def passed(self, notebook: Path) -> dict[str, Any]:
         artifacts = self.folder.artifacts.resolve()
-        return notebook_parameters(self.params.values, self.declared[notebook.name], artifacts)
+        return notebook_parameters(self.params.values, self.declared[notebook.name], artifacts, notebook.name)
 
     def key_parts(self, notebook: Path) -> dict[str, Any]:
-        parts = {"notebook": notebook_source_hash(notebook), "parameters": self.passed(notebook),
-                 **self.key_common}
+        """What a notebook's results depend on. Paths inside the report folder are kept relative
+        to it (``artifacts_dir`` is ``artifacts``), so a moved or copied report resumes."""
+        passed = self.passed(notebook)
+        parameters = {**passed, RUNNER_SET: self.folder.relative(Path(passed[RUNNER_SET]))}
+        parts = {"notebook": notebook_source_hash(notebook), "parameters": parameters, **self.key_common}
         if "data_dir" in self.declared[notebook.name]:
             parts["data_folder"] = (self.data_source or {}).get("path")
+        folders = {key: folder_hash(Path(value), self.hasher) for key, value in parts["parameters"].items()
+                   if key.endswith(FOLDER_SUFFIX) and key not in UNHASHED_FOLDERS and isinstance(value, str)}
+        if folders:
+            parts["folders"] = folders
         return json.loads(json.dumps(parts, sort_keys=True, default=str))  # as stored in a manifest
 
     def manifest(self, notebook: Path) -> dict[str, Any] | None:
@@ -166,7 +186,10 @@ def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
         changed = [f"{key} {shown(before, key)} -> {shown(after, key)}"
                    for key in sorted(set(before) | set(after)) if before.get(key, ...) != after.get(key, ...)]
         return "parameters changed: " + ", ".join(changed)
-    names = {"notebook": "notebook source changed", "code": "toxhelpers code changed",
+    for key in sorted(set(old.get("folders", {})) | set(new.get("folders", {}))):
+        if old.get("folders", {}).get(key) != new.get("folders", {}).get(key):
+            return f"files in {key} changed"
+    names = {"notebook": "notebook source changed", "code": "toxhelpers code or its data changed",
              "versions": "package versions changed", "kernel": "kernel changed",
              "data_folder": "data folder changed"}
     for part, text in names.items():
@@ -177,6 +200,20 @@ def _describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def _first(paths: Sequence[str]) -> str:
     return paths[0] + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
+
+
+def foreign_files(ctx: Context, notebook: Path, manifest: dict[str, Any], current: Snapshot) -> list[str]:
+    """Files no lesson wrote, in a folder that holds only this notebook's outputs (a weight file
+    planted in ``finetuned/model/encoder/`` would be loaded by the next lesson; the loader refuses
+    it, and the notebook is not counted up to date while it is there). Shared folders such as
+    ``metrics/`` are left out: their files belong to several notebooks."""
+    owners = ctx.owners()
+    mine = set(manifest.get("outputs", {}))
+    folders = {Path(rel).parent for rel in mine} - {Path(".")}
+    shared = {Path(rel).parent for rel, owner in owners.items() if owner != notebook.name}
+    own_folders = folders - shared
+    return sorted(rel for rel in current
+                  if Path(rel).parent in own_folders and rel not in mine and rel not in owners)
 
 
 def recorded_input_files(record: dict[str, Any]) -> dict[str, str]:
@@ -207,6 +244,9 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     for relative, info in manifest.get("outputs", {}).items():
         if relative not in current or current[relative]["sha256"] != info["sha256"]:
             return False, f"output artifacts/{relative} missing or changed"
+    planted = foreign_files(ctx, notebook, manifest, current)
+    if planted:
+        return False, f"artifacts/{_first(planted)} appeared among its outputs, written by no lesson"
     owned = ctx.owned_from(notebook)
     changed = sorted(rel for rel, info in manifest.get("inputs", {}).items()
                      if rel not in owned and current.get(rel, {}).get("sha256") != info["sha256"])
@@ -215,7 +255,60 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
     for path, sha in manifest.get("recorded_inputs", {}).items():
         if not Path(path).is_file() or ctx.hasher(Path(path)) != sha:
             return False, f"input file {path} missing or changed"
+    for relative, sha in manifest.get("recorded_inputs_in_report", {}).items():
+        path = ctx.folder.root / relative
+        if not path.is_file() or ctx.hasher(path) != sha:
+            return False, f"input file {relative} missing or changed"
     return True, "unchanged"
+
+
+def declared_outputs_missing(notebook: Path, outputs: Snapshot) -> list[str]:
+    """The outputs a notebook should have written when it wrote none of them (else []): the
+    artifacts :data:`toxhelpers.artifacts.ARTIFACTS` says it produces, or, for a notebook the table
+    does not list, at least one file. A notebook that wrote nothing (e.g. a process that took
+    itself for another worker and wrote to a scratch folder) is never recorded complete."""
+    import re
+
+    from toxhelpers.artifacts import ARTIFACTS
+
+    declared = sorted(item.path for item in ARTIFACTS.values() if item.produced_by == notebook.name)
+    if not declared:
+        return [] if outputs else ["any file"]
+    patterns = [re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "(/.*)?$") for path in declared]
+    return [] if any(pattern.match(rel) for rel in outputs for pattern in patterns) else declared
+
+
+def check_earlier_outputs(ctx: Context, selected: Sequence[Path]) -> None:
+    """Before anything runs: what a selected notebook reads from an earlier notebook that this run
+    does not execute (``--only``, ``--from``) must be exactly what that notebook wrote. Every file
+    such a notebook recorded as its output (and still owns) must hash as recorded, and a notebook
+    that never completed must have left nothing behind; otherwise one error names the file and the
+    notebook to rerun. (Without it, a tampered or half-written earlier result was read as is.)"""
+    from toxhelpers.run.errors import UsageError
+
+    names = [path.name for path in ctx.notebooks]
+    chosen = {path.name for path in selected}
+    last = max((names.index(name) for name in chosen), default=-1)
+    earlier = [path for path in ctx.notebooks[:last] if path.name not in chosen]
+    if not earlier:
+        return
+    current, owners = snapshot(ctx.folder.artifacts, ctx.hasher), ctx.owners()
+    for notebook in earlier:
+        manifest = ctx.manifest(notebook)
+        rerun = f"rerun {notebook.name} first (e.g. --from {notebook.name[:2]})"
+        if manifest is None:
+            left = sorted(rel for rel, owner in owners.items() if owner == notebook.name and rel in current)
+            if left:
+                raise UsageError(f"artifacts/{_first(left)} was left by {notebook.name}, which did not complete; "
+                                 f"{rerun}")
+            continue
+        for relative, info in sorted(manifest.get("outputs", {}).items()):
+            if owners.get(relative, notebook.name) != notebook.name:
+                continue  # a later notebook rewrote it; that one is checked in turn
+            if current.get(relative, {}).get("sha256") != info["sha256"]:
+                state = "is missing" if relative not in current else "changed"
+                raise UsageError(f"artifacts/{relative} {state} since {notebook.name} wrote it, and this run "
+                                 f"does not run {notebook.name}; {rerun}")
 
 
 def clear_previous(ctx: Context, notebook: Path) -> None:
@@ -261,8 +354,14 @@ def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float) 
         recorded.update(recorded_input_files(read_json(ctx.folder.artifacts / "metrics" / f"{section}.json")))
     run_files = {ctx.folder.relative(path): ctx.hasher(path)
                  for path in (ctx.folder.executed(notebook), ctx.folder.html(notebook))}
+    root = ctx.folder.root.resolve()
+    in_report = {Path(path).resolve().relative_to(root).as_posix(): sha for path, sha in recorded.items()
+                 if Path(path).is_absolute() and Path(path).resolve().is_relative_to(root)}
+    recorded = {path: sha for path, sha in recorded.items()
+                if not (Path(path).is_absolute() and Path(path).resolve().is_relative_to(root))}
     manifest = {"notebook": notebook.name, "key_parts": ctx.key_parts(notebook), "inputs": inputs,
-                "outputs": outputs, "recorded_inputs": recorded, "run_files": run_files,
+                "outputs": outputs, "recorded_inputs": recorded, "recorded_inputs_in_report": in_report,
+                "run_files": run_files,
                 "sections": sections, "wall_seconds": round(wall, 2), "finished_at": utc_now()}
     claim(ctx, notebook, list(outputs))
     write_json(manifest, ctx.folder.manifest(notebook))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toxhelpers.artifacts import atomic_path, read_json, write_json, write_text
-from toxhelpers.run.execute import KERNEL, Failure
+from toxhelpers.run.execute import Failure, kernel_description
 from toxhelpers.run.progress import say
 from toxhelpers.run.resume import Context, utc_now
 from toxhelpers.run.run_folder import RunFolder
@@ -51,6 +52,7 @@ class RunResult:
     metrics: dict[str, Any]
     failure: Failure | None = None
     interrupted: bool = False
+    stop_signal: int = 2  # with interrupted: SIGINT (Ctrl-C) or SIGTERM; the exit status is 128 + it
     differences: list[str] = field(default_factory=list)
     compared: bool = False  # metrics were compared with --compare-to
 
@@ -61,7 +63,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 130
+            return 128 + self.stop_signal  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them
         if self.failure:
             return 1
         return 3 if self.differences else 0
@@ -97,17 +99,19 @@ def copy_atomically(source: Path, target: Path) -> None:
 
 
 def copy_figures(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Copy the recorded PNGs to ``<out>/figures`` (dropping ones no current record lists)."""
-    target_dir = ctx.folder.root / "figures"
+    """Copy the recorded PNGs to ``<out>/figures``, removing ones an earlier run copied there
+    that no current record lists (a figure someone else put there stays)."""
     names = [name for _, record in records for name in record.get("figures", [])]
+    copied = []
     for name in names:
         source = ctx.folder.artifacts / "figures" / name
         if source.is_file():
-            copy_atomically(source, target_dir / name)
-    if target_dir.is_dir():
-        for stale in target_dir.glob("*.png"):
-            if stale.name not in names:
-                stale.unlink()
+            copy_atomically(source, ctx.folder.root / "figures" / name)
+            copied.append(f"figures/{name}")
+    ctx.folder.note_written(copied)
+    for stale in sorted(ctx.folder.written() - set(copied)):
+        if stale.startswith("figures/"):
+            ctx.folder.remove_written(stale)
     return names
 
 
@@ -124,8 +128,9 @@ def copy_model_card(ctx: Context, records: list[tuple[str, dict[str, Any]]]) -> 
     producer = ARTIFACTS["model_card"].lesson
     if any(record.get("section") == producer for _, record in records) and written.is_file():
         copy_atomically(written, target)
+        ctx.folder.note_written([MODEL_CARD])
         return MODEL_CARD
-    target.unlink(missing_ok=True)
+    ctx.folder.remove_written(MODEL_CARD)
     return None
 
 
@@ -181,7 +186,9 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
         lines += [ctx.params.description, ""]
     failure = result.failure
     lines.append(f"- **Status:** {run_record['status']}"
-                 + (f" ({failure.notebook}, {failure.cell}: {_md(failure.error)})" if failure else ""))
+                 + (f" by {run_record['stopped_by']}" if run_record.get("stopped_by") else "")
+                 + (f" ({', '.join(filter(None, (failure.notebook, failure.cell)))}: {_md(failure.error)})"
+                    if failure else ""))
     memory = max((item.peak_memory_mb or 0 for item in result.notebooks), default=0)
     lines.append(f"- **Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s"
                  + (f" · peak memory of a notebook {memory:,.0f} MB" if memory else ""))
@@ -252,6 +259,35 @@ def git_commit(folder: Path) -> str | None:
 
 
 
+def start_report(ctx: Context, started_at: str) -> None:
+    """Say in run.json and summary.md, before the first notebook starts, that a run is going on:
+    a run killed outright (SIGKILL, the OOM killer) then leaves "running", never the previous
+    run's "complete" beside outputs it already deleted. The next run (or --dry-run) reports it."""
+    import os
+
+    write_json({"status": "running", "started_at": started_at, "pid": os.getpid(), "profile": ctx.params.profile,
+                "parameters": ctx.params.values}, ctx.folder.root / "run.json")
+    write_text(f"# toxhelpers run: profile `{ctx.params.profile}`\n\n- **Status:** running since {started_at} "
+               f"(process {os.getpid()}). If no run is going on, it was killed before it could finish: rerun the "
+               "same command to resume.\n", ctx.folder.root / "summary.md")
+
+
+def unfinished_run(folder: RunFolder) -> str | None:
+    """A note when the last run into ``folder`` never finished (run.json still says running, and
+    no run holds the folder's lock): it was killed, and its last notebook reruns."""
+    from toxhelpers.run.run_folder import lock_is_free
+
+    try:
+        record = read_json(folder.root / "run.json")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") != "running" or not lock_is_free(folder.root):
+        return None
+    return (f"the previous run into this folder (started {record.get('started_at')}, process {record.get('pid')}) "
+            "did not finish: it was killed (SIGKILL, out of memory, a crash?); the notebook it was running "
+            "has no completed record and runs again")
+
+
 def finish_report(ctx: Context, result: RunResult, started: float, started_at: str) -> None:
     """Write metrics.json, figures, run.json and summary.md from the current records."""
     records = current_records(ctx, result.notebooks)
@@ -267,10 +303,11 @@ def finish_report(ctx: Context, result: RunResult, started: float, started_at: s
         "profile": ctx.params.profile, "description": ctx.params.description, "config": ctx.params.config,
         "parameters": ctx.params.values, "versions": package_versions(),
         "code": {"toxhelpers_sha256": ctx.key_common["code"], "git_commit": git_commit(ctx.notebooks[0].parent)},
-        "kernel": KERNEL, "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
+        "kernel": kernel_description(), "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
         "notebooks": [asdict(item) for item in result.notebooks],
         "figures": figures, "model_card": copy_model_card(ctx, records),
         "failure": asdict(result.failure) if result.failure else None,
+        "stopped_by": signal.Signals(result.stop_signal).name if result.interrupted else None,
     }
     write_json(run_record, ctx.folder.root / "run.json")
     write_text(summary_markdown(ctx, result, records, run_record), ctx.folder.root / "summary.md")

@@ -371,11 +371,13 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
     batch again.)
 
     **Dropout.** Keras draws dropout masks with random ops whose state lives inside TensorFlow's
-    kernels, out of any checkpoint's reach. For the length of the fit, each dropout layer gets a
-    ``tf.random.Generator`` instead (Keras's "stateful" generator, seeded from the seed
-    :func:`seed_everything` set), whose state is a variable that is saved. So the masks differ from
-    a fit without this callback, but not with ``every``: a fit saved every 5 steps, interrupted or
-    not, trains the model a fit that never saves trains.
+    kernels, out of any checkpoint's reach. For the length of the fit, each dropout layer draws
+    the same masks from a ``tf.random.Generator`` started at the state the op's kernel starts at
+    (:class:`DropoutStates`), whose state is a variable that is saved. So a fit with this callback,
+    saving or not, interrupted or not, computes exactly what a fit without it computes, provided
+    its training step is traced for this fit (a model compiled since its last fit, as lessons 5
+    and 6 do; a model fitted before without compiling again gets a fresh training step, so its
+    masks start afresh).
 
     A checkpoint is used only by a fit of the same inputs: its key covers the batches (rows,
     labels, batch sizes, padding, seed), the model's layers and starting weights, the optimizer
@@ -397,7 +399,7 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
         self._pending: dict[str, Any] | None = None  # a save being resumed, until its epoch begins
         self._others: list[tf_keras.callbacks.Callback] = []
         self._epoch = 0
-        self._dropout = DropoutGenerators()
+        self._dropout = DropoutStates()
 
     # -- the fit's hooks, in the order Keras calls them
 
@@ -408,10 +410,14 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
             raise ValueError("TrainingCheckpoint saves one process's training; it cannot run under a "
                              "tf.distribute strategy")
         self._others = other_callbacks(self)
+        if not self.every:
+            return
         self._dropout.attach(self.model)
-        self.model.train_function = self.model.make_train_function(force=True)  # traced with the new dropout
+        traced = getattr(self.model.train_function, "experimental_get_tracing_count", lambda: 0)()
+        if traced:  # a step traced (and run) before this fit: trace one with the saveable dropout
+            self.model.train_function = self.model.make_train_function(force=True)
         self.key = self._key()
-        saved = self._usable_save() if self.every else None
+        saved = self._usable_save()
         if saved is not None:
             self._resume(saved)
 
@@ -428,13 +434,17 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
             self._save(epoch, 0)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self.every:
+            return
+        self._dropout.restored_all()
         done = batch + 1
-        if self.every and done % self.every == 0 and done < self.params["steps"]:
+        if done % self.every == 0 and done < self.params["steps"]:
             self._save(self._epoch, done)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        # the layers get their own generators back; the traced step keeps drawing from the saveable
+        # ones, as a fit without this callback would keep its kernels, if the model trains on
         self._dropout.detach()
-        self.model.train_function = None  # the next fit traces with the layers' own dropout again
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- saving
@@ -450,6 +460,7 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
         states, arrays = zip(*(callback_state(callback) for callback in callbacks)) if callbacks else ((), ())
         flat = {f"callback{index}.{name}": value for index, named in enumerate(arrays) for name, value in named.items()}
         flat["metrics"] = [variable.numpy() for variable in metric_variables(self.model)]
+        flat.update({f"{DROPOUT_PREFIX}{name}": state for name, state in self._dropout.states().items()})
         np.savez(scratch / "arrays.npz", **flatten_arrays(flat))
         # in their own file, unsorted: the order of a history's columns is part of what it recorded
         (scratch / "callbacks.json").write_text(json.dumps(list(states), default=_plain_number))
@@ -463,15 +474,15 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
                 shutil.rmtree(old, ignore_errors=True)
 
     def _state(self) -> Any:
-        """What tf.train.Checkpoint saves: weights, optimizer variables (built now if no step has
-        built them yet, so a restore has somewhere to go) and the dropout generators' states."""
+        """What tf.train.Checkpoint saves: weights and optimizer variables (built now if no step
+        has built them yet, so a restore has somewhere to go). The dropout states go with the
+        arrays: their generators are made when the step is traced, after a restore."""
         from toxhelpers.tf_setup import tf
 
         optimizer = self.model.optimizer
         optimizer.build(self.model.trainable_variables)
         variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
-        return tf.train.Checkpoint(weights=list(self.model.weights), optimizer=list(variables),
-                                   dropout=self._dropout.states())
+        return tf.train.Checkpoint(weights=list(self.model.weights), optimizer=list(variables))
 
     def _key(self) -> dict[str, str]:
         """What a checkpoint must have been saved by to be resumed from, part by part (so a
@@ -513,6 +524,8 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
     def _resume(self, saved: dict[str, Any]) -> None:
         epoch, step = saved["position"]["epoch"], saved["position"]["step"]
         self._state().read(str(self.folder / saved["folder"] / "state")).assert_consumed()
+        self._dropout.restore({name[len(DROPOUT_PREFIX):]: value for name, value in saved["arrays"].items()
+                               if name.startswith(DROPOUT_PREFIX)})
         for index, callback in enumerate(self._others):
             restore_callback_state(callback, saved["callbacks"][index], saved["arrays"], index)
         self._pending = saved  # the history and the metrics: Keras resets both after this hook
@@ -525,6 +538,8 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
         print(f"resuming from the checkpoint saved {saved['saved_at']}: epoch {epoch + 1} of {self.params['epochs']}, "
               f"after step {step} of {self.params['steps']} ({self.folder})")
 
+
+DROPOUT_PREFIX = "dropout."  # a dropout generator's state in a save's arrays
 
 NAMING_KEYS = ("name", "inbound_nodes", "input_layers", "output_layers")
 
@@ -671,34 +686,125 @@ def metric_variables(model: tf_keras.Model) -> list[Any]:
     return [variable for metric in model.metrics for variable in metric.variables]
 
 
-class DropoutGenerators:
-    """Gives a model's dropout (and other random) layers a ``tf.random.Generator`` each, whose
-    state a checkpoint can save, and gives them their own back afterwards (see
-    :class:`TrainingCheckpoint`, "Dropout"). A layer that already has one keeps it."""
+class DropoutStates:
+    """Dropout whose random state a checkpoint can save, drawing the very masks Keras draws.
+
+    A Keras ``Dropout`` layer (random generator "legacy_stateful", Keras's default) draws its mask
+    with TensorFlow's ``RandomUniform`` op. The op's Philox generator starts at key = the global
+    seed, counter = (0, the op's seed: its number among the traced function's random ops, or the
+    layer's own seed) and lives inside the op's kernel, which advances its counter by 256 for each
+    number drawn; no checkpoint can read or set it. For the length of a fit, :meth:`attach` has
+    each such layer draw instead from a ``tf.random.Generator`` (one per dropout op of each trace
+    of the training step) made at that same starting state: its ``StatefulUniform`` op advances
+    the counter by the same amount and fills the mask with the same Philox numbers, so the masks,
+    and every number of the fit, are those of a fit without it (tests compare them bit for bit).
+    Its state is a variable, saved with the checkpoint and put back on a resume. A layer that
+    already draws from a ``tf.random.Generator`` (Keras's "stateful") keeps it, its state saved;
+    a "stateless" one has no state to save.
+    """
 
     def __init__(self) -> None:
-        self.generators: list[Any] = []
-        self._own: list[tuple[Any, Any]] = []
+        self.generators: dict[str, Any] = {}  # "<layer>.<call>" -> the generator of the latest trace
+        self._own: list[tuple[Any, Any]] = []  # (layer, its own random generator), to give back
+        self._restored: dict[str, np.ndarray] | None = None  # states to start every new trace from
+        self._calls: Any = None  # per traced graph: how many dropout calls each layer made in it
 
     def attach(self, model: tf_keras.Model) -> None:
+        import weakref
+
         from tf_keras.src.backend import RandomGenerator  # Keras's layer-level RNG (not exported)
 
-        self.generators = []
-        for layer in model.submodules:  # a fixed order: tf.Module walks attributes sorted by name
-            current = getattr(layer, "_random_generator", None)
-            if not isinstance(current, RandomGenerator):
-                continue
-            if current._rng_type != RandomGenerator.RNG_STATEFUL:
-                fresh = RandomGenerator(rng_type=RandomGenerator.RNG_STATEFUL)
-                fresh._maybe_init()
-                self._own.append((layer, current))
-                layer._random_generator = current = fresh
-            self.generators.append(current._generator)
+        self.generators, self._calls = {}, weakref.WeakKeyDictionary()
+        random_layers = [layer for layer in model.submodules  # a fixed order: tf.Module walks attributes by name
+                         if isinstance(getattr(layer, "_random_generator", None), (RandomGenerator, _SavedDropout))]
+        for index, layer in enumerate(random_layers):
+            own = layer._random_generator
+            if isinstance(own, _SavedDropout):  # left by a fit that was interrupted in this process
+                own = layer._random_generator = own.own
+            if own._rng_type == RandomGenerator.RNG_STATEFUL:
+                own._maybe_init()
+                self.generators[f"{index}.own"] = own._generator
+            elif own._rng_type == RandomGenerator.RNG_LEGACY_STATEFUL:
+                self._own.append((layer, own))
+                layer._random_generator = _SavedDropout(own, self, index)
 
-    def states(self) -> list[Any]:
-        return [generator.state for generator in self.generators]
+    def generator(self, layer: int, seeds: tuple[int | None, int | None]) -> Any:
+        """The generator for this dropout call of the trace being built: the legacy op's starting
+        state (or the checkpoint's state, when resuming). Made outside the trace (init_scope), as
+        Keras makes its own generators; each trace gets fresh ones, as each trace gets fresh ops."""
+        from tensorflow.python.framework import ops
+
+        from toxhelpers.tf_setup import tf
+
+        calls = self._calls.setdefault(ops.get_default_graph(), {})
+        number = calls[layer] = calls.get(layer, -1) + 1
+        name = f"{layer}.{number}"
+        if self._restored is not None and name not in self._restored:
+            raise ValueError(f"dropout call {name} of this model's training step has no state in the checkpoint: "
+                             "it was saved by another model")
+        with tf.init_scope():
+            if self._restored is not None:
+                made = tf.random.Generator.from_state(self._restored[name], alg="philox")
+            elif seeds[0] is None:  # no global seed: the legacy op draws from a random state too
+                made = tf.random.Generator.from_non_deterministic_state(alg="philox")
+            else:  # Philox state [counter low, counter high, key]
+                made = tf.random.Generator.from_state(np.array([0, seeds[1], seeds[0]], np.int64), alg="philox")
+        self.generators[name] = made
+        return made
+
+    def states(self) -> dict[str, np.ndarray]:
+        return {name: generator.state.numpy() for name, generator in self.generators.items()}
+
+    def restore(self, states: dict[str, np.ndarray]) -> None:
+        """Start the next traces' generators from a checkpoint's states (a "stateful" layer's own
+        generator at once)."""
+        for name, state in states.items():
+            if name.endswith(".own"):
+                if name not in self.generators:
+                    raise ValueError(f"the checkpoint has the state of a random layer ({name}) this model lacks")
+                self.generators[name].reset(state)
+        self._restored = {name: state for name, state in states.items() if not name.endswith(".own")}
+
+    def restored_all(self) -> None:
+        """After the first step of a resumed fit: every saved state found its dropout call."""
+        if self._restored is not None:
+            missing = sorted(set(self._restored) - set(self.generators))
+            self._restored = None
+            if missing:
+                raise ValueError(f"the checkpoint has dropout states ({', '.join(missing)}) that no dropout call "
+                                 "of this model's training step took: it was saved by another model")
 
     def detach(self) -> None:
         for layer, own in self._own:
             layer._random_generator = own
         self._own = []
+
+
+OTHER_DRAWS = ("random_normal", "random_uniform", "truncated_normal")  # Keras's other layer-level draws
+
+
+class _SavedDropout:
+    """Stands in for a layer's own "legacy_stateful" random generator during a fit (see
+    :class:`DropoutStates`); anything but ``dropout`` is the layer's own."""
+
+    def __init__(self, own: Any, states: DropoutStates, layer: int):
+        self.own, self.states, self.layer = own, states, layer
+
+    def __getattr__(self, name: str) -> Any:  # only for what the instance lacks
+        if name.startswith("__") or name in ("own", "states", "layer"):  # copy, pickle: before __init__
+            raise AttributeError(name)
+        if name in OTHER_DRAWS:  # their state would be left out of the checkpoint: a resume would differ
+            raise ValueError(f"TrainingCheckpoint saves the random state of dropout only; a layer of this model "
+                             f"draws with {name} (e.g. GaussianNoise): fit it with checkpoint every=0")
+        return getattr(self.own, name)
+
+    def dropout(self, inputs: Any, rate: float, noise_shape: Any = None) -> Any:
+        from tensorflow.python.framework import random_seed
+
+        from toxhelpers.tf_setup import tf
+
+        # the seeds the legacy op would take, taken the same way (the graph's op-seed count moves on alike)
+        seeds = random_seed.get_seed(self.own.make_legacy_seed())
+        generator = self.states.generator(self.layer, seeds)
+        return tf.nn.experimental.general_dropout(inputs, rate=rate, uniform_sampler=generator.uniform,
+                                                  noise_shape=noise_shape)

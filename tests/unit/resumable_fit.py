@@ -1,15 +1,18 @@
-"""Two epochs of fine-tuning with lesson 6's callbacks and a :class:`training.TrainingCheckpoint`,
-as a process a test can interrupt (test_training_checkpoint.py starts it, signals it, reruns it):
+"""A fit with lesson 6's callbacks and a :class:`training.TrainingCheckpoint`, as a process a test
+can interrupt (test_training.py starts it, signals it, reruns it):
 
-    python resumable_fit.py --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
+    python resumable_fit.py --model tiny|encoder --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
 
-The real bundled encoder cut to one layer, with dropout on (0.1 in the encoder, 0.2 in the head:
-the masks are part of what a resume must reproduce), 48 synthetic comments of at most 32 tokens
-in length-bucketed batches of 8 (6 steps an epoch), a warm-up + linear-decay schedule, and the
-callbacks lesson 6 fits with (validation scores, early stopping, step log, progress bar).
-``--pause`` sleeps after every step (a callback that changes no number) so a test has time to
-signal the process mid-fit. Writes the final weights, the validation probabilities of each epoch,
-the history and the step log to ``--result``, and where the fit resumed from.
+``--model encoder``: the real bundled encoder cut to one layer, with dropout on (0.1 in the
+encoder, 0.2 in the head: the masks are part of what a resume must reproduce), 48 synthetic
+comments of at most 32 tokens in length-bucketed batches of 8 (6 steps an epoch), 2 epochs.
+``--model tiny``: :func:`tiny_model` (an embedding, dropout 0.5, a dense unit; 5 steps an epoch),
+3 epochs: the same machinery in seconds. Both: a warm-up + linear-decay schedule and the callbacks
+lesson 6 fits with (validation scores, early stopping, step log, progress bar). ``--every 0``
+fits without the checkpoint callback at all: the reference. ``--pause`` sleeps after every step
+(a callback that changes no number) so a test has time to signal the process mid-fit. Writes the
+final weights, the validation probabilities of each epoch, the history and the step log to
+``--result``, and where the fit resumed from.
 """
 
 from __future__ import annotations
@@ -23,27 +26,42 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 SEED = 11
-EPOCHS = 2
 BATCH_SIZE = 8
+EPOCHS = {"encoder": 2, "tiny": 3}
+STEPS = {"encoder": 6, "tiny": 5}  # an epoch's batches
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--artifacts", required=True)
-    parser.add_argument("--every", type=int, required=True)
-    parser.add_argument("--result", required=True)
-    parser.add_argument("--pause", type=float, default=0.0, help="seconds to sleep after each step")
-    args = parser.parse_args(argv)
-
+def tiny_model(seed: int = 3, epochs: int = 3):
+    """A tiny token model (an embedding, dropout 0.5, a dense unit), compiled with lesson 6's
+    schedule, and its bucketed dataset of 5 batches an epoch: (model, dataset, steps, encoded, labels)."""
     import numpy as np
 
-    from distributed_steps import training_rows
-    from toxhelpers import batches, model, pretrained, training
+    from toxhelpers import batches, model, training
     from toxhelpers.tf_setup import tf_keras
 
-    class Pause(tf_keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(args.pause)
+    training.seed_everything(seed)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 24, 40)
+    ids = np.zeros((40, 24), np.int32)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1, 50, length)
+    encoded = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int32)}
+    labels = (lengths % 3 == 0).astype(np.float32)
+    inputs = {name: tf_keras.Input((None,), dtype="int32", name=name) for name in batches.INPUT_NAMES}
+    hidden = tf_keras.layers.GlobalAveragePooling1D()(tf_keras.layers.Embedding(50, 8)(inputs["input_ids"]))
+    output = tf_keras.layers.Dense(1, activation="sigmoid")(tf_keras.layers.Dropout(0.5)(hidden))
+    net = tf_keras.Model(inputs, output)
+    data = batches.training_dataset(encoded, labels, 8, "bucketed", seed)
+    steps = batches.batches_per_epoch(encoded, 8)
+    model.compile_model(net, training.learning_rate_schedule(0.05, steps * epochs, "linear", 0.2))
+    return net, data, steps, encoded, labels
+
+
+def encoder_model(epochs: int):
+    """The bundled encoder cut to one layer, with a head, compiled like lesson 6, and the
+    bucketed dataset of distributed_steps.py's 48 comments."""
+    from distributed_steps import training_rows
+    from toxhelpers import batches, model, pretrained, training
 
     training.seed_everything(SEED)
     checkpoint = pretrained.resolve_checkpoint(pretrained.BUNDLED, announce=False)
@@ -55,25 +73,48 @@ def main(argv: list[str] | None = None) -> int:
     classifier = model.build_classifier(encoder, head, "cls")
     model.set_encoder_trainable(encoder, True)
     steps = batches.batches_per_epoch(encoded, BATCH_SIZE, "bucketed")
-    model.compile_model(classifier, learning_rate=training.learning_rate_schedule(1e-4, steps * EPOCHS, "linear", 0.25))
-
+    model.compile_model(classifier, learning_rate=training.learning_rate_schedule(1e-4, steps * epochs, "linear", 0.25))
     training.seed_everything(SEED)
     data = batches.training_dataset(encoded, labels, BATCH_SIZE, "bucketed", SEED)
+    return classifier, data, steps, encoded, labels
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", choices=sorted(EPOCHS), default="encoder")
+    parser.add_argument("--artifacts", required=True)
+    parser.add_argument("--every", type=int, required=True, help="0: no checkpoint callback (the reference)")
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds to sleep after each step")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from toxhelpers import training
+    from toxhelpers.tf_setup import tf_keras
+
+    class Pause(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(args.pause)
+
+    epochs = EPOCHS[args.model]
+    classifier, data, steps, encoded, labels = encoder_model(epochs) if args.model == "encoder" else \
+        tiny_model(SEED, epochs)
     validation = training.ValidationScores(encoded, labels)
     step_log = training.StepLog()
-    resume = training.TrainingCheckpoint(args.artifacts, "finetuning", data, every=args.every)
-    fit = classifier.fit(data, epochs=EPOCHS, steps_per_epoch=steps, verbose=0,
+    resume = training.TrainingCheckpoint(args.artifacts, "finetuning", data, every=args.every) if args.every else None
+    fit = classifier.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
                          callbacks=[validation, training.early_stopping(1), step_log, Pause(),
-                                    training.ProgressBar(steps), resume])
+                                    training.ProgressBar(steps)] + ([resume] if resume else []))
 
     history = training.history_frame(fit)
+    resumed_from = None if resume is None else resume.resumed_from
     np.savez(args.result, weights=np.concatenate([np.ravel(weight) for weight in classifier.get_weights()]),
              probabilities=np.stack([validation.probabilities[epoch] for epoch in sorted(validation.probabilities)]),
              history=history.to_numpy(), history_columns=np.array([str(name) for name in history.columns]),
              step_log=step_log.frame().reset_index().to_numpy(),
-             resumed_from=np.array([-1, -1] if resume.resumed_from is None else
-                                   [resume.resumed_from["epoch"], resume.resumed_from["step"]]),
-             checkpoint_left=resume.folder.exists())
+             resumed_from=np.array([-1, -1] if resumed_from is None else [resumed_from["epoch"], resumed_from["step"]]),
+             checkpoint_left=resume is not None and resume.folder.exists())
     return 0
 
 

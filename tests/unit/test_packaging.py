@@ -25,8 +25,7 @@ def test_environment_yml_matches_pyproject():
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     conda_pins = pins([line for line in pip_section if not line.startswith("-")])
     project = pyproject()["project"]
-    extras = project["optional-dependencies"]
-    wanted = pins(project["dependencies"] + extras["dev"] + extras["ray"])
+    wanted = pins(project["dependencies"] + project["optional-dependencies"]["dev"])
     assert conda_pins == wanted
 
 

@@ -7,8 +7,10 @@ Lesson 11's inputs are made by hand for what it reads (lessons 1-6 would take mi
 it trains what ``distributed_steps.py`` trains: its 48 synthetic comments (every global batch
 full), the bundled encoder and a phase-1 head without dropout, its seed, learning rate and
 warm-up. The runs then see the same rows per step and may differ only by the order of float32
-sums: test_distribute.py's tolerance applies. Needs the ``ray`` extra (``./dev setup`` installs
-it); skipped without it.
+sums: test_distribute.py's tolerance applies. In the slow tier (Ray starts a cluster, two
+workers each start a kernel: minutes on 2 cores); needs the ``ray`` extra, which the default
+install leaves out (``TOXHELPERS_EXTRAS=dev,contextual,ray ./dev test -m slow
+tests/unit/test_run_ray_engine.py``); skipped without it.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def lesson_11_inputs(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_two_ray_workers_train_lesson_11_like_one_process_with_twice_their_batch(one_process, tmp_path):
     pytest.importorskip("ray.train")
     from toxhelpers import model

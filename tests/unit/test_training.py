@@ -150,12 +150,12 @@ def test_the_grid_winner_is_its_best_row():
         training.grid_winner(grid.iloc[:0])
 
 
-
 # ------------------------------------------------------------------------------ resuming a fit
 #
 # In-process tests on a tiny model (an embedding, dropout, a dense unit: seconds), for the rules;
-# then the real thing in separate processes (resumable_fit.py): the bundled encoder, stopped by
-# SIGINT and by SIGKILL in the middle of its fit, rerun, and compared with a fit never stopped.
+# then separate processes (resumable_fit.py) stopped by SIGINT and by SIGKILL in the middle of
+# their fit, rerun, and compared with a fit without the checkpoint: the tiny model in the default
+# suite, the bundled encoder in the slow tier.
 
 
 # A resumed fit is the same computation in another process: measured identical (0.0); a rerun
@@ -167,32 +167,11 @@ class StopAfter(Exception):
     """Stands in for an interrupt in the in-process tests."""
 
 
-def tiny_model(seed: int = 3, epochs: int = 3):
-    """A tiny token model (an embedding, dropout 0.5, a dense unit), compiled with lesson 6's
-    schedule, and its bucketed dataset of 5 batches an epoch."""
-    from toxhelpers.tf_setup import tf_keras
-
-    training.seed_everything(seed)
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(2, 24, 40)
-    ids = np.zeros((40, 24), np.int32)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = rng.integers(1, 50, length)
-    encoded = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int32)}
-    labels = (lengths % 3 == 0).astype(np.float32)
-    inputs = {name: tf_keras.Input((None,), dtype="int32", name=name) for name in batches.INPUT_NAMES}
-    hidden = tf_keras.layers.GlobalAveragePooling1D()(tf_keras.layers.Embedding(50, 8)(inputs["input_ids"]))
-    output = tf_keras.layers.Dense(1, activation="sigmoid")(tf_keras.layers.Dropout(0.5)(hidden))
-    net = tf_keras.Model(inputs, output)
-    data = batches.training_dataset(encoded, labels, 8, "bucketed", seed)
-    steps = batches.batches_per_epoch(encoded, 8)
-    model.compile_model(net, training.learning_rate_schedule(0.05, steps * epochs, "linear", 0.2))
-    return net, data, steps, encoded, labels
-
-
 def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3):
-    """``tiny_model`` fitted with lesson 6's callbacks and a checkpoint; ``stop_after``: raise
-    after that many steps, as an interrupt would."""
+    """``tiny_model`` fitted with lesson 6's callbacks and a checkpoint (``every=0``: without the
+    checkpoint callback, the reference); ``stop_after``: raise after that many steps, as an
+    interrupt would."""
+    from resumable_fit import tiny_model
     from toxhelpers.tf_setup import tf_keras
 
     class Stop(tf_keras.callbacks.Callback):
@@ -202,10 +181,10 @@ def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: in
 
     net, data, steps, encoded, labels = tiny_model(seed, epochs)
     validation, log = training.ValidationScores(encoded, labels), training.StepLog()
-    checkpoint = training.TrainingCheckpoint(artifacts, "finetuning", data, every=every)
+    checkpoint = training.TrainingCheckpoint(artifacts, "finetuning", data, every=every) if every else None
     try:
         fit = net.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
-                      callbacks=[validation, training.early_stopping(5), log, Stop(), checkpoint])
+                      callbacks=[validation, training.early_stopping(5), log, Stop()] + ([checkpoint] if every else []))
     except StopAfter:
         return None
     return {"weights": net.get_weights(), "history": training.history_frame(fit), "steps": log.frame(),
@@ -222,18 +201,20 @@ def assert_same_training(got: dict, want: dict) -> None:
         np.testing.assert_array_equal(got["probabilities"][epoch], want["probabilities"][epoch])
 
 
-# 6 steps an epoch, saved after steps 2 and 4 of each and as each later epoch begins: stopped in
-# epoch 1; just after epoch 2 began (it resumes at its start); late in epoch 2 (resumes mid-epoch)
-@pytest.mark.parametrize("stop_after", [3, 7, 12])
+# 5 steps an epoch, saved after steps 2 and 4 of each and as each later epoch begins; the stop
+# comes before that step's save. Stopped after step 3 (resumes epoch 1 after its step 2), 7
+# (resumes epoch 2 at its start) and 9 (resumes epoch 2 after its step 2)
+@pytest.mark.parametrize("stop_after", [3, 7, 9])
 def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop_after):
-    never_saved = tiny_training(tmp_path / "reference", every=0)
+    never_saved = tiny_training(tmp_path / "reference", every=0)  # no checkpoint callback at all
     assert tiny_training(tmp_path / "run", every=2, stop_after=stop_after) is None
     assert (tmp_path / "run" / ".checkpoints" / "finetuning" / "latest.json").is_file()
     rerun = tiny_training(tmp_path / "run", every=2)
     position = rerun["checkpoint"].resumed_from
     steps = len(never_saved["steps"]) // 3
     assert position is not None and stop_after - 2 <= steps * position["epoch"] + position["step"] <= stop_after
-    assert_same_training(rerun, never_saved)  # checkpoints change nothing, and the rerun goes on exactly
+    # the callback changes no number (its dropout draws Keras's masks), and the rerun goes on exactly
+    assert_same_training(rerun, never_saved)
     assert not (tmp_path / "run" / ".checkpoints" / "finetuning").exists()  # removed when the fit completed
 
 
@@ -244,7 +225,14 @@ def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
     assert "saved by a fit with other batches, starting weights; training from the first step" in capsys.readouterr().out
 
 
+def test_a_fit_that_saves_but_is_never_stopped_computes_what_one_without_the_callback_does(tmp_path):
+    """The default run (checkpoint_every=50, no interrupt) must keep the numbers a fit without
+    checkpoints had, bit for bit: the dropout masks included."""
+    assert_same_training(tiny_training(tmp_path / "saving", every=2), tiny_training(tmp_path / "plain", every=0))
+
+
 def test_the_checkpoint_must_come_last_and_get_a_dataset_it_can_replay(tmp_path):
+    from resumable_fit import tiny_model
     from toxhelpers.tf_setup import tf_keras
 
     net, data, steps, _, _ = tiny_model()
@@ -262,14 +250,15 @@ RESUMABLE_FIT = Path(__file__).with_name("resumable_fit.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_fit(tmp: Path, name: str, every: int, pause: float = 0.0) -> subprocess.Popen:
-    """resumable_fit.py writing its checkpoints under ``tmp/<name>`` and its result to ``<name>.npz``."""
+def start_fit(tmp: Path, kind: str, name: str, every: int, pause: float = 0.0) -> subprocess.Popen:
+    """resumable_fit.py (``--model kind``) writing its checkpoints under ``tmp/<name>`` and its
+    result to ``<name>.npz``."""
     from toxhelpers import distribute
 
     env = {**distribute.local_worker_environment(), "PYTHONPATH": str(PROJECT_ROOT)}
     log = open(tmp / f"{name}.log", "a")
-    return subprocess.Popen([sys.executable, str(RESUMABLE_FIT), "--artifacts", str(tmp / name), "--every", str(every),
-                             "--pause", str(pause), "--result", str(tmp / f"{name}.npz")],
+    return subprocess.Popen([sys.executable, str(RESUMABLE_FIT), "--model", kind, "--artifacts", str(tmp / name),
+                             "--every", str(every), "--pause", str(pause), "--result", str(tmp / f"{name}.npz")],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=RESUMABLE_FIT.parent)
 
 
@@ -286,15 +275,19 @@ def fit_result(tmp: Path, name: str, process: subprocess.Popen) -> dict:
         return {key: saved[key] for key in saved.files}
 
 
-def test_a_fit_killed_by_sigint_or_sigkill_resumes_and_ends_with_the_model_never_stopped(tmp_path):
-    """The bundled encoder (one layer, dropout on) fitting 2 epochs of 6 steps, saved every 2 steps:
-    one process stopped by SIGINT in epoch 1, one killed by SIGKILL in epoch 2, each rerun into the
-    same folder; both end with the weights, validation probabilities, history and step log of a
-    process that never saved (measured: identical, max |difference| 0.0). The three first
-    processes run side by side, then the two reruns."""
-    processes = {"never_saved": start_fit(tmp_path, "never_saved", every=0),
-                 "sigint": start_fit(tmp_path, "sigint", every=2, pause=1.0),
-                 "sigkill": start_fit(tmp_path, "sigkill", every=2, pause=1.0)}
+@pytest.mark.parametrize("kind", ["tiny", pytest.param("encoder", marks=pytest.mark.slow)])
+def test_a_fit_killed_by_sigint_or_sigkill_resumes_and_ends_with_the_model_never_stopped(tmp_path, kind):
+    """A fit saved every 2 steps: one process stopped by SIGINT in epoch 1, one killed by SIGKILL
+    in epoch 2, each rerun into the same folder; both end with the weights, validation
+    probabilities, history and step log of a process without the checkpoint callback (measured:
+    identical, max |difference| 0.0). The three first processes run side by side, then the two
+    reruns. ``tiny``: resumable_fit.py's tiny model (default suite); ``encoder``: the bundled
+    encoder cut to one layer, dropout on (slow tier)."""
+    from resumable_fit import STEPS
+
+    processes = {"never_saved": start_fit(tmp_path, kind, "never_saved", every=0),
+                 "sigint": start_fit(tmp_path, kind, "sigint", every=2, pause=1.0),
+                 "sigkill": start_fit(tmp_path, kind, "sigkill", every=2, pause=1.0)}
     stopped = {}
     for name, signal_number, iterations in (("sigint", signal.SIGINT, 2), ("sigkill", signal.SIGKILL, 8)):
         deadline = time.monotonic() + 600
@@ -307,13 +300,13 @@ def test_a_fit_killed_by_sigint_or_sigkill_resumes_and_ends_with_the_model_never
         assert not (tmp_path / f"{name}.npz").exists()
         stopped[name] = saved_position(tmp_path, name)
     assert stopped["sigint"]["epoch"] == 0 and stopped["sigkill"]["epoch"] == 1
-    reruns = {name: start_fit(tmp_path, name, every=2) for name in stopped}
+    reruns = {name: start_fit(tmp_path, kind, name, every=2) for name in stopped}
     reference = fit_result(tmp_path, "never_saved", processes["never_saved"])
     for name, process in reruns.items():
         result = fit_result(tmp_path, name, process)
         position = stopped[name]
         assert result["resumed_from"].tolist() == [position["epoch"], position["step"]]
-        assert position["epoch"] * 6 + position["step"] > 0  # not from step 0
+        assert position["epoch"] * STEPS[kind] + position["step"] > 0  # not from step 0
         assert not bool(result["checkpoint_left"])
         for key in ("weights", "probabilities", "step_log"):
             difference = float(np.abs(result[key] - reference[key]).max())

@@ -14,8 +14,8 @@ Every worker needs the same environment (this package, its pinned dependencies, 
 artifacts folder of lessons 1-6 at the same path: on one machine that is given; on a cluster,
 a shared file system (or a copy on each node at the same path).
 
-Ray is an optional extra: ``pip install -c constraints.txt -e ".[ray]"`` (``./dev setup``
-installs it).
+Ray is an optional extra: ``pip install -c constraints.txt -e ".[ray]"`` (or
+``TOXHELPERS_EXTRAS=dev,contextual,ray ./dev setup``); the default install leaves it out.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def require_ray() -> None:
         import ray.train  # noqa: F401
     except ImportError as error:
         raise UsageError(f"--engine ray needs Ray Train ({error}): pip install -c constraints.txt -e \".[ray]\" "
-                         "(./dev setup installs it)") from None
+                         "(or TOXHELPERS_EXTRAS=dev,contextual,ray ./dev setup)") from None
 
 
 def run_workers(workers: int, notebook: Path, out: Path, parameters: dict[str, Any], address: str = LOCAL,

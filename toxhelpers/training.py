@@ -436,7 +436,7 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if not self.every:
             return
-        self._dropout.restored_all()
+        self._dropout.stepped()
         done = batch + 1
         if done % self.every == 0 and done < self.params["steps"]:
             self._save(self._epoch, done)
@@ -694,27 +694,31 @@ class DropoutStates:
     seed, counter = (0, the op's seed: its number among the traced function's random ops, or the
     layer's own seed) and lives inside the op's kernel, which advances its counter by 256 for each
     number drawn; no checkpoint can read or set it. For the length of a fit, :meth:`attach` has
-    each such layer draw instead from a ``tf.random.Generator`` (one per dropout op of each trace
-    of the training step) made at that same starting state: its ``StatefulUniform`` op advances
-    the counter by the same amount and fills the mask with the same Philox numbers, so the masks,
-    and every number of the fit, are those of a fit without it (tests compare them bit for bit).
-    Its state is a variable, saved with the checkpoint and put back on a resume. A layer that
-    already draws from a ``tf.random.Generator`` (Keras's "stateful") keeps it, its state saved;
-    a "stateless" one has no state to save.
+    each such layer draw instead from a ``tf.random.Generator`` set, when the training step is
+    traced, to that same starting state: its ``StatefulUniform`` op advances the counter by the
+    same amount and fills the mask with the same Philox numbers, so the masks, and every number of
+    the fit, are those of a fit without it (tests compare them bit for bit). Its state is a
+    variable, saved with the checkpoint and put back on a resume. A layer that already draws from
+    a ``tf.random.Generator`` (Keras's "stateful") keeps it, its state saved; a "stateless" one
+    has no state to save. The generators are made before the fit (a ``tf.function`` may not make
+    variables when it traces again), one per layer: a layer used twice in one step is refused.
     """
 
     def __init__(self) -> None:
-        self.generators: dict[str, Any] = {}  # "<layer>.<call>" -> the generator of the latest trace
+        self.generators: dict[str, Any] = {}  # "<layer>" (a legacy layer's) or "<layer>.own" -> generator
         self._own: list[tuple[Any, Any]] = []  # (layer, its own random generator), to give back
-        self._restored: dict[str, np.ndarray] | None = None  # states to start every new trace from
-        self._calls: Any = None  # per traced graph: how many dropout calls each layer made in it
+        self._restored: dict[str, np.ndarray] | None = None  # states to start the step's traces from
+        self._calls: Any = None  # per traced graph: the layers that drew in it
+        self._stepped = False  # a traced step has run: tracing again would reset states in use
 
     def attach(self, model: tf_keras.Model) -> None:
         import weakref
 
         from tf_keras.src.backend import RandomGenerator  # Keras's layer-level RNG (not exported)
 
-        self.generators, self._calls = {}, weakref.WeakKeyDictionary()
+        from toxhelpers.tf_setup import tf
+
+        self.generators, self._calls, self._stepped = {}, weakref.WeakKeyDictionary(), False
         random_layers = [layer for layer in model.submodules  # a fixed order: tf.Module walks attributes by name
                          if isinstance(getattr(layer, "_random_generator", None), (RandomGenerator, _SavedDropout))]
         for index, layer in enumerate(random_layers):
@@ -726,53 +730,57 @@ class DropoutStates:
                 self.generators[f"{index}.own"] = own._generator
             elif own._rng_type == RandomGenerator.RNG_LEGACY_STATEFUL:
                 self._own.append((layer, own))
-                layer._random_generator = _SavedDropout(own, self, index)
+                layer._random_generator = _SavedDropout(own, self, str(index))
+                self.generators[str(index)] = tf.random.Generator.from_state(np.zeros(3, np.int64), alg="philox")
 
-    def generator(self, layer: int, seeds: tuple[int | None, int | None]) -> Any:
-        """The generator for this dropout call of the trace being built: the legacy op's starting
-        state (or the checkpoint's state, when resuming). Made outside the trace (init_scope), as
-        Keras makes its own generators; each trace gets fresh ones, as each trace gets fresh ops."""
+    def generator(self, layer: str, seeds: tuple[int | None, int | None]) -> Any:
+        """Layer ``layer``'s generator, set (outside the trace being built, with ``init_scope``)
+        to the state the legacy op of this trace would start at, or to the checkpoint's state when
+        resuming. Each trace sets it again, as each trace gets fresh ops: Keras traces a fit's step
+        once or twice (a first trace that makes variables is traced again) before it runs."""
         from tensorflow.python.framework import ops
 
         from toxhelpers.tf_setup import tf
 
-        calls = self._calls.setdefault(ops.get_default_graph(), {})
-        number = calls[layer] = calls.get(layer, -1) + 1
-        name = f"{layer}.{number}"
-        if self._restored is not None and name not in self._restored:
-            raise ValueError(f"dropout call {name} of this model's training step has no state in the checkpoint: "
-                             "it was saved by another model")
+        drawn = self._calls.setdefault(ops.get_default_graph(), set())
+        if layer in drawn:
+            raise ValueError("TrainingCheckpoint: a dropout layer is called twice in one training step; its masks "
+                             "cannot be saved (fit with checkpoint every=0)")
+        if self._stepped:
+            raise ValueError("TrainingCheckpoint: the training step was traced again after it ran (another input "
+                             "signature?), which would restart the dropout masks in use (fit with every=0)")
+        drawn.add(layer)
+        if self._restored is not None and layer not in self._restored:
+            raise ValueError(f"dropout layer {layer} of this model has no state in the checkpoint: it was saved by "
+                             "another model")
+        generator = self.generators[layer]
         with tf.init_scope():
             if self._restored is not None:
-                made = tf.random.Generator.from_state(self._restored[name], alg="philox")
-            elif seeds[0] is None:  # no global seed: the legacy op draws from a random state too
-                made = tf.random.Generator.from_non_deterministic_state(alg="philox")
+                generator.reset(self._restored[layer])
+            elif seeds[0] is None:  # no global seed: the legacy op starts from a random state too
+                generator.reset_from_seed(int(np.random.SeedSequence().generate_state(1)[0]))
             else:  # Philox state [counter low, counter high, key]
-                made = tf.random.Generator.from_state(np.array([0, seeds[1], seeds[0]], np.int64), alg="philox")
-        self.generators[name] = made
-        return made
+                generator.reset(np.array([0, seeds[1], seeds[0]], np.int64))
+        return generator
 
     def states(self) -> dict[str, np.ndarray]:
         return {name: generator.state.numpy() for name, generator in self.generators.items()}
 
     def restore(self, states: dict[str, np.ndarray]) -> None:
-        """Start the next traces' generators from a checkpoint's states (a "stateful" layer's own
-        generator at once)."""
+        """Start the step's traces from a checkpoint's states (a "stateful" layer's own generator
+        at once)."""
+        different = sorted(set(states) ^ set(self.generators))
+        if different:
+            raise ValueError(f"the checkpoint's dropout states ({', '.join(sorted(states))}) are not this model's "
+                             f"random layers ({', '.join(sorted(self.generators))}): it was saved by another model")
         for name, state in states.items():
             if name.endswith(".own"):
-                if name not in self.generators:
-                    raise ValueError(f"the checkpoint has the state of a random layer ({name}) this model lacks")
                 self.generators[name].reset(state)
         self._restored = {name: state for name, state in states.items() if not name.endswith(".own")}
 
-    def restored_all(self) -> None:
-        """After the first step of a resumed fit: every saved state found its dropout call."""
-        if self._restored is not None:
-            missing = sorted(set(self._restored) - set(self.generators))
-            self._restored = None
-            if missing:
-                raise ValueError(f"the checkpoint has dropout states ({', '.join(missing)}) that no dropout call "
-                                 "of this model's training step took: it was saved by another model")
+    def stepped(self) -> None:
+        """A traced step has run: the states now move on (and are not set again)."""
+        self._stepped, self._restored = True, None
 
     def detach(self) -> None:
         for layer, own in self._own:
@@ -787,7 +795,7 @@ class _SavedDropout:
     """Stands in for a layer's own "legacy_stateful" random generator during a fit (see
     :class:`DropoutStates`); anything but ``dropout`` is the layer's own."""
 
-    def __init__(self, own: Any, states: DropoutStates, layer: int):
+    def __init__(self, own: Any, states: DropoutStates, layer: str):
         self.own, self.states, self.layer = own, states, layer
 
     def __getattr__(self, name: str) -> Any:  # only for what the instance lacks

@@ -201,12 +201,17 @@ def assert_same_training(got: dict, want: dict) -> None:
         np.testing.assert_array_equal(got["probabilities"][epoch], want["probabilities"][epoch])
 
 
+@pytest.fixture(scope="module")
+def never_saved(tmp_path_factory) -> dict:
+    """The tiny fit without the checkpoint callback: what every checkpointed fit must equal."""
+    return tiny_training(tmp_path_factory.mktemp("never_saved"), every=0)
+
+
 # 5 steps an epoch, saved after steps 2 and 4 of each and as each later epoch begins; the stop
 # comes before that step's save. Stopped after step 3 (resumes epoch 1 after its step 2), 7
 # (resumes epoch 2 at its start) and 9 (resumes epoch 2 after its step 2)
 @pytest.mark.parametrize("stop_after", [3, 7, 9])
-def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop_after):
-    never_saved = tiny_training(tmp_path / "reference", every=0)  # no checkpoint callback at all
+def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop_after, never_saved):
     assert tiny_training(tmp_path / "run", every=2, stop_after=stop_after) is None
     assert (tmp_path / "run" / ".checkpoints" / "finetuning" / "latest.json").is_file()
     rerun = tiny_training(tmp_path / "run", every=2)
@@ -225,10 +230,10 @@ def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
     assert "saved by a fit with other batches, starting weights; training from the first step" in capsys.readouterr().out
 
 
-def test_a_fit_that_saves_but_is_never_stopped_computes_what_one_without_the_callback_does(tmp_path):
+def test_a_fit_that_saves_but_is_never_stopped_computes_what_one_without_the_callback_does(tmp_path, never_saved):
     """The default run (checkpoint_every=50, no interrupt) must keep the numbers a fit without
     checkpoints had, bit for bit: the dropout masks included."""
-    assert_same_training(tiny_training(tmp_path / "saving", every=2), tiny_training(tmp_path / "plain", every=0))
+    assert_same_training(tiny_training(tmp_path / "saving", every=2), never_saved)
 
 
 def test_the_checkpoint_must_come_last_and_get_a_dataset_it_can_replay(tmp_path):
@@ -275,21 +280,28 @@ def fit_result(tmp: Path, name: str, process: subprocess.Popen) -> dict:
         return {key: saved[key] for key in saved.files}
 
 
+# (model, what stops it): the tiny model, killed by SIGKILL in epoch 2, in the default suite (three
+# processes, about 25 s on 2 cores); the bundled encoder, stopped by SIGINT in epoch 1 and killed
+# by SIGKILL in epoch 2, in the slow tier
+SIGNALS = {"tiny": [("sigkill", signal.SIGKILL, 8, 1)],
+           "encoder": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)]}
+PAUSE = {"tiny": 0.5, "encoder": 1.0}  # seconds after each step of a process to be stopped
+
+
 @pytest.mark.parametrize("kind", ["tiny", pytest.param("encoder", marks=pytest.mark.slow)])
-def test_a_fit_killed_by_sigint_or_sigkill_resumes_and_ends_with_the_model_never_stopped(tmp_path, kind):
-    """A fit saved every 2 steps: one process stopped by SIGINT in epoch 1, one killed by SIGKILL
-    in epoch 2, each rerun into the same folder; both end with the weights, validation
-    probabilities, history and step log of a process without the checkpoint callback (measured:
-    identical, max |difference| 0.0). The three first processes run side by side, then the two
-    reruns. ``tiny``: resumable_fit.py's tiny model (default suite); ``encoder``: the bundled
-    encoder cut to one layer, dropout on (slow tier)."""
+def test_a_fit_killed_mid_fit_resumes_and_ends_with_the_model_never_stopped(tmp_path, kind):
+    """A fit saved every 2 steps, in a process stopped by a real signal once a save of at least
+    that many steps is on disk, then rerun into the same folder, ends with the weights,
+    validation probabilities, history and step log of a process without the checkpoint callback
+    (measured: identical, max |difference| 0.0). The stopped processes and the reference run side
+    by side, then the reruns. ``tiny``: resumable_fit.py's tiny model; ``encoder``: the bundled
+    encoder cut to one layer, dropout on."""
     from resumable_fit import STEPS
 
-    processes = {"never_saved": start_fit(tmp_path, kind, "never_saved", every=0),
-                 "sigint": start_fit(tmp_path, kind, "sigint", every=2, pause=1.0),
-                 "sigkill": start_fit(tmp_path, kind, "sigkill", every=2, pause=1.0)}
+    processes = {"never_saved": start_fit(tmp_path, kind, "never_saved", every=0)}
+    processes.update({name: start_fit(tmp_path, kind, name, every=2, pause=PAUSE[kind]) for name, *_ in SIGNALS[kind]})
     stopped = {}
-    for name, signal_number, iterations in (("sigint", signal.SIGINT, 2), ("sigkill", signal.SIGKILL, 8)):
+    for name, signal_number, iterations, epoch in SIGNALS[kind]:
         deadline = time.monotonic() + 600
         while (saved_position(tmp_path, name) or {}).get("iterations", 0) < iterations:
             assert processes[name].poll() is None, (tmp_path / f"{name}.log").read_text()[-3000:]
@@ -299,7 +311,7 @@ def test_a_fit_killed_by_sigint_or_sigkill_resumes_and_ends_with_the_model_never
         assert processes[name].wait(timeout=120) != 0  # stopped mid-fit, not finished
         assert not (tmp_path / f"{name}.npz").exists()
         stopped[name] = saved_position(tmp_path, name)
-    assert stopped["sigint"]["epoch"] == 0 and stopped["sigkill"]["epoch"] == 1
+        assert stopped[name]["epoch"] == epoch
     reruns = {name: start_fit(tmp_path, kind, name, every=2) for name in stopped}
     reference = fit_result(tmp_path, "never_saved", processes["never_saved"])
     for name, process in reruns.items():

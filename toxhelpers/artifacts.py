@@ -61,6 +61,12 @@ class Artifact:
     def produced_by(self) -> str:
         return LESSONS[self.lesson]
 
+    @property
+    def is_checkpoint(self) -> bool:
+        """A training checkpoint (under :data:`CHECKPOINTS_DIR`): state kept for a rerun, never an
+        output of its lesson."""
+        return self.path.startswith(CHECKPOINTS_DIR + "/")
+
 
 ARTIFACTS = {
     "split": Artifact("data/{split}.parquet", "data", "data.load_split",
@@ -139,7 +145,7 @@ def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) ->
 def checkpoint_folders(artifacts_dir: str | os.PathLike, notebook: str) -> list[Path]:
     """The training-checkpoint folders (artifacts under :data:`CHECKPOINTS_DIR`) lesson ``notebook`` writes."""
     return [Path(artifacts_dir) / item.path for item in ARTIFACTS.values()
-            if item.produced_by == notebook and item.path.startswith(CHECKPOINTS_DIR + "/")]
+            if item.produced_by == notebook and item.is_checkpoint]
 
 
 def require_artifact(artifacts_dir: str | os.PathLike, name: str, **fields: str) -> Path:

@@ -271,7 +271,8 @@ def declared_outputs_missing(notebook: Path, outputs: Snapshot) -> list[str]:
 
     from toxhelpers.artifacts import ARTIFACTS
 
-    declared = sorted(item.path for item in ARTIFACTS.values() if item.produced_by == notebook.name)
+    declared = sorted(item.path for item in ARTIFACTS.values()
+                      if item.produced_by == notebook.name and not item.is_checkpoint)
     if not declared:
         return [] if outputs else ["any file"]
     patterns = [re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "(/.*)?$") for path in declared]

@@ -32,9 +32,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(DEFAULT_NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
 
 
-def smoke_run(out: Path, data_dir: Path, overrides: dict | None = None, **options) -> RunResult:
-    return run(RunOptions(profile="smoke", overrides={"data_dir": str(data_dir), **(overrides or {})}, out=out,
-                          quiet=True, **options))
+def smoke_run(out: Path, data_dir: Path | None, overrides: dict | None = None, **options) -> RunResult:
+    """A smoke run; ``data_dir`` None for a selection without lesson 1 (a -p value must reach a
+    selected lesson, and only lesson 1 reads the data folder)."""
+    folder = {"data_dir": str(data_dir)} if data_dir is not None else {}
+    return run(RunOptions(profile="smoke", overrides={**folder, **(overrides or {})}, out=out, quiet=True, **options))
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +114,7 @@ def test_the_lessons_checks_hold(walkthrough: RunResult) -> None:
     assert metrics["serving.fp32.max_abs_difference"] < 1e-4  # ONNX fp32 gives TensorFlow's answers
 
 
-def test_lesson_11_under_a_strategy_trains_like_one_process(walkthrough: RunResult, walkthrough_data: Path,
-                                                            tmp_path: Path) -> None:
+def test_lesson_11_under_a_strategy_trains_like_one_process(walkthrough: RunResult, tmp_path: Path) -> None:
     """Lesson 11 with strategy="mirrored" (on this CPU one replica: the strategy's scope, the
     per-replica batch and the distributed dataset, the code a GPU machine runs) gives the
     walkthrough's one-process predictions; two replicas are checked against one process in
@@ -124,7 +125,7 @@ def test_lesson_11_under_a_strategy_trains_like_one_process(walkthrough: RunResu
 
     out = tmp_path / "mirrored"
     shutil.copytree(walkthrough.folder.root, out)
-    result = smoke_run(out, walkthrough_data, {"strategy": "mirrored"}, only=["11"])
+    result = smoke_run(out, None, {"strategy": "mirrored"}, only=["11"])
     assert result.ok, result.failure
     one_process = model.load_predictions(walkthrough.folder.artifacts, "validation", stage="scaled")["probability"]
     mirrored = model.load_predictions(out / "artifacts", "validation", stage="scaled")["probability"]
@@ -132,7 +133,6 @@ def test_lesson_11_under_a_strategy_trains_like_one_process(walkthrough: RunResu
 
 
 def test_a_head_edited_in_lesson_4_is_the_head_lessons_5_6_train_and_lesson_8_serves(walkthrough: RunResult,
-                                                                                  walkthrough_data: Path,
                                                                                   tmp_path: Path) -> None:
     """One idea, one edit: a LayerNormalization added to lesson 4's build_head cell, as a learner
     would, reaches lesson 5's training, lesson 6's saved model and lesson 8's reloaded classifier."""
@@ -152,7 +152,7 @@ def test_a_head_edited_in_lesson_4_is_the_head_lessons_5_6_train_and_lesson_8_se
     shutil.copytree(walkthrough.folder.root, out)
     quick = {"time_uncached_batches": 0, "compare_padding_batches": 0, "agreement_rows": 32, "latency_repeats": 1,
              "benchmark_batch_sizes": [1], "long_comment_rows": 0}  # only what this test checks
-    result = smoke_run(out, walkthrough_data, quick, only=["04", "05", "06", "08"], notebooks_dir=notebooks)
+    result = smoke_run(out, None, quick, only=["04", "05", "06", "08"], notebooks_dir=notebooks)
     assert result.ok, result.failure
     built = json.loads((out / "artifacts" / "model" / "head.json").read_text())
     served = json.loads((out / "artifacts" / "finetuned" / "model" / "head.json").read_text())

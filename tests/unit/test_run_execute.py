@@ -49,7 +49,8 @@ def test_a_lesson_that_wrote_none_of_its_outputs_is_not_recorded_complete(lesson
     assert "FAILED: 03_nothing.ipynb:" in err and "wrote none of its outputs (expected a file in artifacts/)" in err
     assert main(argv + ["--only", "05"]) == 1  # the table's outputs: a record alone is not enough
     assert ("wrote none of its outputs (expected artifacts/phase1/head.json, artifacts/phase1/head.weights.h5, "
-            "artifacts/phase1/spec.json, artifacts/phase1/{split}_predictions.parquet)") in capsys.readouterr().err
+            "artifacts/phase1/spec.json, "
+            "artifacts/phase1/{split}_predictions.parquet)") in capsys.readouterr().err
     assert not (out / ".state" / "03_nothing.json").exists() and not (out / ".state" / "05_training.json").exists()
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
 

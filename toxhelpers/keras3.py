@@ -1,11 +1,16 @@
-"""Lesson 12's plumbing for Keras 3 + KerasHub: the import check that names the fix, the saved
-model's reader, and lesson 6's (and lesson 8's) recorded numbers to put beside the lesson's own.
+"""Keras 3 + KerasHub (lesson 12): the lesson's own Keras 3 code, and its plumbing.
 
-The lesson's subject, the backbone, pooling, head, focal loss, schedule, ``fit`` and the export
-call, is written out in the notebook for the learner to edit; only what tests and other code need
-lives here. Keras 3 and the walkthrough's tf-keras share one process: ``toxhelpers`` sets
+Lesson 12 writes out what changes on Keras 3 (``#@save`` cells, copied here with the same text):
+the sentence encoder on a KerasHub backbone with lesson 4's pooling, the classifier wiring, and
+lesson 6's warm-up + linear-decay schedule in ``keras.ops``. The rest is plumbing the lesson calls
+and tests need: the import check that names the fix, the saved model's reader, and lesson 6's
+(and lesson 8's) recorded numbers to put beside the lesson's own.
+
+Keras 3 and the walkthrough's tf-keras share one process: ``toxhelpers`` sets
 ``TF_USE_LEGACY_KERAS=1`` so that ``tf.keras`` is Keras 2 for Hugging Face's classes, and
-``import keras`` still gives Keras 3, which ignores that variable.
+``import keras`` still gives Keras 3, which ignores that variable. Keras 3 comes with TensorFlow,
+so this module imports on every Python; KerasHub (Python 3.11+) is imported by
+:func:`check_keras_hub` only.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from toxhelpers.tf_setup import tf  # noqa: F401 - TensorFlow first, with toxhelpers' settings
+
+import keras
 
 from toxhelpers import recording
 from toxhelpers.artifacts import LESSONS, artifact_path, read_json, require, require_artifact
@@ -73,13 +82,50 @@ def same_vocabulary(folder: str | os.PathLike, tokenized_for: Any) -> Path:
     return folder
 
 
+def sentence_encoder(backbone: Any, pooling: str = "cls") -> keras.Model:
+    """input_ids, attention_mask -> one vector per comment: a KerasHub backbone, then lesson 4's
+    pooling (the [CLS] vector, or the mean of the real tokens' vectors)."""
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
+    feed = {"token_ids": inputs["input_ids"], "padding_mask": inputs["attention_mask"]}
+    if "segment_ids" in backbone.input:  # BERT: every token in segment 0
+        feed["segment_ids"] = keras.ops.zeros_like(inputs["input_ids"])
+    hidden = backbone(feed)
+    hidden = hidden["sequence_output"] if isinstance(hidden, dict) else hidden
+    if pooling == "cls":
+        pooled = hidden[:, 0, :]
+    else:
+        pooled = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(hidden, mask=inputs["attention_mask"])
+    return keras.Model(inputs, pooled, name="sentence_encoder")
+
+
+def build_classifier(encoder: keras.Model, head: keras.Model) -> keras.Model:
+    """The head on top of the sentence encoder: one model taking input_ids and attention_mask."""
+    return keras.Model(encoder.input, head(encoder.output), name="toxic_classifier")
+
+
+class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Lesson 6's schedule (``training.LinearWarmupDecay``) for Keras 3, in ``keras.ops``: 0 ->
+    ``peak`` over ``warmup_steps``, then linearly back to 0 at ``total_steps``."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
+
+    def __call__(self, step: Any) -> Any:
+        step = keras.ops.cast(step, "float32") + 1.0  # Keras counts from 0; the first update is step 1
+        rising = self.peak * step / max(self.warmup_steps, 1)
+        falling = self.peak * keras.ops.maximum(self.total_steps - step + 1.0, 0.0) / (self.total_steps - self.warmup_steps)
+        return keras.ops.where(step <= self.warmup_steps, rising, keras.ops.minimum(falling, self.peak))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
 def load_classifier(path: str | os.PathLike) -> Any:
     """The Keras 3 classifier lesson 12 saved (a ``.keras`` file), without its optimizer: built
     from KerasHub's backbone and Keras' own layers, it needs no code of ours to load."""
-    check_keras_hub()
-    import keras
-
-    return keras.saving.load_model(str(require(path, produced_by=LESSONS["keras_hub"])), compile=False)
+    path = require(path, produced_by=LESSONS["keras_hub"])
+    check_keras_hub()  # registers KerasHub's classes, which the file names
+    return keras.saving.load_model(str(path), compile=False)
 
 
 def model_path(artifacts_dir: str | os.PathLike) -> Path:

@@ -150,33 +150,65 @@ def test_a_missing_saved_model_names_lesson_12(tmp_path):
 
 
 @needs_keras_hub
-def test_the_lean_onnx_route_exports_a_keras_3_model_and_keras_loads_it_back(tmp_path):
-    """A small random KerasHub BERT with the lesson's inputs, pooling and head: ONNX fp32 gives its
-    probabilities, and the saved .keras file reloads with no code of ours."""
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_the_lean_onnx_route_exports_lesson_12s_classifier_and_keras_loads_it_back(tmp_path, pooling):
+    """A small random KerasHub BERT wired as lesson 12 wires it (keras3.sentence_encoder and
+    build_classifier, lesson 4's head read by Keras 3): ONNX fp32 gives its probabilities, and the
+    saved .keras file reloads with no code of ours."""
     keras3.check_keras_hub()
     import keras
     import keras_hub
 
-    from toxhelpers import batches, serving
+    from toxhelpers import batches, model, serving
 
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=16)
-    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
-    hidden = backbone({"token_ids": inputs["input_ids"], "padding_mask": inputs["attention_mask"],
-                       "segment_ids": keras.ops.zeros_like(inputs["input_ids"])})["sequence_output"]
-    pooled = keras.layers.GlobalAveragePooling1D()(hidden, mask=inputs["attention_mask"])
-    classifier = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    head = keras.models.model_from_json(model.build_head(8, [4], 0.1, seed=0).to_json())
+    classifier = keras3.build_classifier(keras3.sentence_encoder(backbone, pooling), head)
     rng = np.random.default_rng(0)
     mask = (np.arange(12)[None, :] < rng.integers(2, 13, size=20)[:, None]).astype(np.int32)
     encoded = {"input_ids": rng.integers(1, 50, size=(20, 12)).astype(np.int32) * mask, "attention_mask": mask}
     reference = batches.predict(classifier, encoded)[:, 0]
+    padded = {name: np.pad(values, ((0, 0), (0, 4))) for name, values in encoded.items()}  # more padding, same answer
+    assert np.abs(batches.predict(classifier, padded, padding="fixed")[:, 0] - reference).max() < 1e-5
     path = serving.export_onnx(classifier, tmp_path / "tiny.onnx")
     assert np.abs(batches.predict_with(serving.OnnxClassifier(path), encoded) - reference).max() < 1e-5
     saved = keras3.model_path(tmp_path)
     saved.parent.mkdir(parents=True)
     classifier.save(saved)
     assert np.abs(batches.predict(keras3.load_classifier(saved), encoded)[:, 0] - reference).max() == 0.0
+
+
+def test_keras_3_reads_lesson_4s_head_and_its_weights():
+    """Lesson 12 trains lesson 4's head itself: its Keras JSON and weights, read by Keras 3, give
+    the Keras 2 head's outputs; a head edited as lesson 4 suggests (LayerNormalization) too."""
+    import keras
+
+    from toxhelpers import model
+    from toxhelpers.tf_setup import tf_keras
+
+    vectors = np.random.default_rng(0).normal(size=(64, 16)).astype("float32")
+    edited = tf_keras.Sequential([tf_keras.Input(shape=(16,)), tf_keras.layers.Dense(8, activation="relu"),
+                                  tf_keras.layers.LayerNormalization(), tf_keras.layers.Dropout(0.2),
+                                  tf_keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
+    for keras2_head in (model.build_head(16, [8, 4], 0.2, seed=3), edited):
+        head = keras.models.model_from_json(keras2_head.to_json())
+        head.set_weights(keras2_head.get_weights())
+        assert [type(layer).__name__ for layer in head.layers] == [type(layer).__name__ for layer in keras2_head.layers]
+        assert np.abs(head.predict(vectors, verbose=0) - keras2_head.predict(vectors, verbose=0)).max() < 1e-6
+
+
+def test_the_keras_3_schedule_is_lesson_6s_at_every_step():
+    """keras3.LinearWarmupDecay, in keras.ops, is training.LinearWarmupDecay, in tf, step for step
+    (warm-up and decay, a warm-up of 0 steps, a one-step run)."""
+    from toxhelpers import training
+
+    for peak, total, warmup in ((5e-5, 97, 9), (1e-3, 10, 0), (2e-5, 1, 0)):
+        steps = np.arange(total)
+        ours = np.asarray(keras3.LinearWarmupDecay(peak, total, warmup)(steps))
+        lesson6 = np.asarray(training.LinearWarmupDecay(peak, total, warmup)(steps))
+        assert np.abs(ours - lesson6).max() < 1e-12 and ours.max() == pytest.approx(peak)
 
 
 @needs_keras_hub

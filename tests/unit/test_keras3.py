@@ -164,7 +164,7 @@ def test_the_lean_onnx_route_exports_lesson_12s_classifier_and_keras_loads_it_ba
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=16)
-    head = keras.models.model_from_json(model.build_head(8, [4], 0.1, seed=0).to_json())
+    head = keras.Sequential.from_config(model.build_head(8, [4], 0.1, seed=0).get_config())
     classifier = keras3.build_classifier(keras3.sentence_encoder(backbone, pooling), head)
     rng = np.random.default_rng(0)
     mask = (np.arange(12)[None, :] < rng.integers(2, 13, size=20)[:, None]).astype(np.int32)
@@ -193,7 +193,7 @@ def test_keras_3_reads_lesson_4s_head_and_its_weights():
                                   tf_keras.layers.LayerNormalization(), tf_keras.layers.Dropout(0.2),
                                   tf_keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
     for keras2_head in (model.build_head(16, [8, 4], 0.2, seed=3), edited):
-        head = keras.models.model_from_json(keras2_head.to_json())
+        head = keras.Sequential.from_config(keras2_head.get_config())
         head.set_weights(keras2_head.get_weights())
         assert [type(layer).__name__ for layer in head.layers] == [type(layer).__name__ for layer in keras2_head.layers]
         assert np.abs(head.predict(vectors, verbose=0) - keras2_head.predict(vectors, verbose=0)).max() < 1e-6

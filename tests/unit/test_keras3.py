@@ -6,7 +6,7 @@ from the bundled all-MiniLM-L6-v2 folder, give token vectors (real tokens, not p
 4.0e-3 of each other on this file's five sentences, 8.9e-3 on 64 comments of the shared sample at
 128 tokens. The gap is the GELU: KerasHub computes the tanh approximation, Hugging Face the exact
 erf form; with KerasHub's feed-forward activation set to the exact GELU the two agree within
-3.7e-6 (float32 rounding). The tests hold them to 1e-2 as shipped and 1e-5 with the exact GELU.
+3.3e-6 (float32 rounding). The tests hold them to 1e-2 as shipped and 1e-5 with the exact GELU.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SENTENCES = ["Thank you for the careful edit, the sources look good.",
              "ok",
              "Accents and emoji, café 🙂, are tokenized too."]
 AS_SHIPPED_TOLERANCE = 1e-2  # measured 4.0e-3 here, 8.9e-3 on 64 real comments (module docstring)
-EXACT_GELU_TOLERANCE = 1e-5  # measured 3.7e-6
+EXACT_GELU_TOLERANCE = 1e-5  # measured 3.3e-6
 
 needs_keras_hub = pytest.mark.skipif(sys.version_info < keras3.KERAS_HUB_PYTHON,
                                      reason="keras-hub 0.32.0 needs Python 3.11 (lesson 12 is skipped on 3.10)")

@@ -38,6 +38,7 @@ LESSONS = {
     "bias": "09_bias.ipynb",
     "confidence": "10_confidence.ipynb",
     "scaling": "11_scaling_out.ipynb",
+    "keras_hub": "12_keras_hub.ipynb",
 }
 
 
@@ -124,6 +125,10 @@ ARTIFACTS = {
                             "the scaling fitted on validation, and the deployment threshold lesson 10 recommends"),
     "model_card": Artifact("model_card.md", "confidence", "model_card.read_model_card",
                            "the model card: weights, data, uses, metrics with intervals, calibration, limitations"),
+    "keras_hub_model": Artifact("keras_hub/classifier.keras", "keras_hub", "keras3.load_classifier",
+                                "the same recipe fine-tuned on Keras 3 + KerasHub, as one .keras file"),
+    "keras_hub_onnx": Artifact("keras_hub/classifier.{variant}.onnx", "keras_hub", "serving.OnnxClassifier",
+                               "the Keras 3 classifier as ONNX (fp32, lean route) and its int8 quantization"),
 }
 
 

@@ -7,7 +7,9 @@ to scrape cell output.
 
 The record also carries the parameters the notebook ran with. They are read from the notebook
 itself: the names from its cell tagged ``parameters``, the values from the notebook's namespace
-(so a value papermill injected is the one recorded), and no setup cell restates them.
+(so a value papermill injected is the one recorded), and no setup cell restates them. And it
+carries the kernel's peak resident memory as of the record's last save (``peak_memory_mb``), so
+one lesson can put another's memory beside its own (lesson 12 beside lesson 6).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toxhelpers.artifacts import LESSONS, atomic_path, read_json, write_json
+from toxhelpers.artifacts import LESSONS, atomic_path, read_json, require, write_json
 
 KEY_PACKAGES = (
     "toxhelpers", "tensorflow", "tf-keras", "transformers", "tokenizers", "huggingface-hub",
@@ -40,6 +43,13 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str | N
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def peak_memory_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """This process's peak resident memory so far, in MB (``ru_maxrss``, the high-water mark; in a
+    notebook, the kernel's). ``who=resource.RUSAGE_CHILDREN``: the largest finished child's."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024  # KB on Linux, bytes on macOS
+    return resource.getrusage(who).ru_maxrss * scale
 
 
 def parameters_cell(notebook: str | os.PathLike) -> str:
@@ -192,7 +202,25 @@ class Recorder:
         return self._record["metrics"]
 
     def _save(self) -> None:
+        self._record["peak_memory_mb"] = round(peak_memory_mb(), 1)
         write_json(self._record, self.path)
+
+
+def recorded_section(artifacts_dir: str | os.PathLike, section: str) -> dict[str, Any]:
+    """One lesson's record under ``artifacts_dir`` (its parameters, metrics, peak memory), or an
+    error naming the lesson that writes it."""
+    path = Path(artifacts_dir) / "metrics" / f"{section}.json"
+    return read_json(require(path, produced_by=LESSONS.get(section, f"the lesson recording {section!r}")))
+
+
+def recorded_parameters(artifacts_dir: str | os.PathLike, section: str) -> dict[str, Any]:
+    """The parameters a lesson ran with, as its record holds them: a later lesson that repeats its
+    recipe (lesson 12 repeats lessons 5 and 6) reads them here instead of restating defaults."""
+    parameters = recorded_section(artifacts_dir, section)["parameters"]
+    if not parameters:
+        raise ValueError(f"{LESSONS.get(section, section)}'s record in {artifacts_dir} holds no parameters "
+                         "(it ran outside the notebooks folder?): rerun it from notebooks/")
+    return parameters
 
 
 def collect_records(artifacts_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:

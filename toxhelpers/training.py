@@ -172,7 +172,10 @@ class ValidationScores(tf_keras.callbacks.Callback):
 
 class StepLog(tf_keras.callbacks.Callback):
     """The learning rate and the running training loss at every step, for plotting one epoch
-    from the inside (a one-epoch history has a single point per metric)."""
+    from the inside (a one-epoch history has a single point per metric).
+
+    It uses only the callback interface Keras 3 kept, so a Keras 3 ``fit`` takes it too (lesson
+    12), as it takes :class:`ValidationScores` and :class:`ProgressBar`."""
 
     def __init__(self):
         super().__init__()
@@ -181,7 +184,9 @@ class StepLog(tf_keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         optimizer = self.model.optimizer
         step = int(optimizer.iterations.numpy())
-        rate = optimizer.learning_rate
+        rate, schedule = optimizer.learning_rate, getattr(optimizer, "_learning_rate", None)
+        if not callable(rate) and callable(schedule):  # Keras 3 (lesson 12) gives the rate of the step to come
+            rate = schedule
         rate = rate(step - 1) if callable(rate) else rate
         # get_value, not np.asarray: under a tf.distribute strategy the rate is a mirrored variable
         self.rows.append({"step": step, "learning_rate": float(tf_keras.backend.get_value(rate)),

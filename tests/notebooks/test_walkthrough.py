@@ -52,6 +52,8 @@ def test_notebook_runs_and_records(walkthrough: RunResult, notebook: Path) -> No
         failure = status.failure
         pytest.fail(f"{failure.notebook} failed in {failure.cell}: {failure.source_line}\n"
                     f"{failure.error}\n\n{failure.traceback[-3000:]}", pytrace=False)
+    if status.status == "skipped":  # a lesson this Python cannot run (lesson 12 on Python 3.10)
+        pytest.skip(f"{notebook.name}: {status.reason}")
     if status.status != "ran":
         before = walkthrough.failure.notebook if walkthrough.failure else "an earlier notebook"
         pytest.fail(f"{notebook.name} did not run ({status.status}): {before} failed before it", pytrace=False)
@@ -60,6 +62,35 @@ def test_notebook_runs_and_records(walkthrough: RunResult, notebook: Path) -> No
     for section in status.sections:
         record = read_json(walkthrough.folder.artifacts / "metrics" / f"{section}.json")
         assert record["metrics"], f"{notebook.name}: its record {section}.json holds no metrics"
+
+
+def test_lesson_12_repeats_lesson_6_on_keras_3_and_its_checks_hold(walkthrough: RunResult) -> None:
+    """Lesson 12 (Keras 3 + KerasHub) prints its checks as sentences; they are held to account here.
+    Smoke profile: a barely trained model on a few hundred rows, so the int8 bound is loose (the
+    full run's bar, 0.002, is tests/integration's)."""
+    status = walkthrough.status("12_keras_hub")
+    if status.status == "skipped":
+        pytest.skip(status.reason)
+    metrics = walkthrough.metrics
+    assert metrics["keras_hub.head_max_abs_difference"] < 1e-6  # lesson 4's head, read by Keras 3
+    assert metrics["keras_hub.focal_loss_max_difference"] < 1e-5  # Keras 3's focal loss is lesson 4's
+    assert metrics["keras_hub.schedule_max_difference"] < 1e-9  # and its schedule lesson 6's, step by step
+    assert metrics["keras_hub.reload_max_abs_difference"] < 1e-6  # the .keras file reloads unchanged
+    assert metrics["keras_hub.onnx_fp32.max_abs_difference"] < 1e-4  # the lean ONNX route on a Keras 3 model
+    assert abs(metrics["keras_hub.onnx_int8.roc_auc_difference"]) < 0.05
+    assert metrics["keras_hub.tokenizer_same_ids_share_strip_accents"] > 0.9
+    assert metrics["keras_hub.tokenizer_rows_checked"] == (metrics["data.split_counts.validation.non_toxic"]
+                                                          + metrics["data.split_counts.validation.toxic"])
+    # the same recipe on the same rows: lesson 6's training rows, epochs and numbers as it recorded them
+    assert metrics["keras_hub.like_for_like"] is True
+    assert metrics["keras_hub.epochs_run"] == metrics["finetuning.epochs_run"]
+    assert metrics["keras_hub.phase1.epochs_run"] == metrics["training.epochs_run"]
+    assert metrics["keras_hub.lesson6.validation_roc_auc"] == metrics["finetuning.validation.at_0.5.roc_auc"]
+    assert metrics["keras_hub.lesson6.test_roc_auc"] == metrics["finetuning.test.at_0.5.roc_auc"]
+    assert metrics["keras_hub.lesson6_agreement.spearman"] > 0  # two models of one recipe rank test alike
+    for section in ("keras_hub", "finetuning"):  # the peak memory each kernel reached, beside each other
+        assert 500 < read_json(walkthrough.folder.artifacts / "metrics" / f"{section}.json")["peak_memory_mb"] < 8000
+    assert read_json(walkthrough.folder.artifacts / "metrics" / "keras_hub.json")["parameters"]["seed"] == 42
 
 
 def test_the_run_report_is_complete(walkthrough: RunResult) -> None:

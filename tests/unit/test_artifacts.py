@@ -19,7 +19,7 @@ from toxhelpers.artifacts import ARTIFACTS, LESSONS
 
 PACKAGE_DIR = Path(toxhelpers.__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
-NOTEBOOK_FILE_NAME = re.compile(r"\d\d_[a-z]+\.ipynb")
+NOTEBOOK_FILE_NAME = re.compile(r"\d\d_[a-z_]+\.ipynb")
 
 
 def placeholders(template: str) -> set[str]:
@@ -43,7 +43,7 @@ def test_every_artifact_is_written_by_a_lesson(name):
 def test_every_artifact_loader_is_a_real_callable(name):
     """A renamed reader would otherwise leave the table pointing at nothing."""
     loader = ARTIFACTS[name].loader
-    assert re.fullmatch(r"[a-z_]+\.[A-Za-z_]+", loader), f"{name}: loader {loader!r} is not 'module.name'"
+    assert re.fullmatch(r"[a-z][a-z0-9_]*\.[A-Za-z_]+", loader), f"{name}: loader {loader!r} is not 'module.name'"
     assert callable(resolve(loader)), f"{name}: toxhelpers.{loader} is not callable"
 
 

@@ -25,8 +25,23 @@ def test_environment_yml_matches_pyproject():
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
     conda_pins = pins([line for line in pip_section if not line.startswith("-")])
     project = pyproject()["project"]
-    wanted = pins(project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    wanted = pins(project["dependencies"] + extras["dev"] + extras["kerashub"])
     assert conda_pins == wanted
+
+
+def test_every_dependency_and_kerashub_pin_is_in_constraints_with_its_python_marker():
+    """The kerashub extra (lesson 12) is pinned in pyproject and constraints.txt alike, and only for
+    Python >= 3.11 (keras-hub 0.32.0 needs it): ./dev installs it on 3.11+, and 3.10 goes without."""
+    constraints = {Requirement(line).name.lower().replace("_", "-"): Requirement(line)
+                   for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+                   if line and not line.startswith("#")}
+    extra = [Requirement(line) for line in pyproject()["project"]["optional-dependencies"]["kerashub"]]
+    assert {req.name for req in extra} >= {"keras-hub", "tensorflow-text"}
+    for req in extra:
+        assert str(req.specifier).startswith("==") and str(req.marker) == 'python_version >= "3.11"', req
+        assert constraints[req.name].specifier == req.specifier and constraints[req.name].marker == req.marker
+    assert str(constraints["tensorflow-text"].specifier) == "==2.21.1"  # 2.21.0 fails to import
 
 
 def test_every_dependency_is_pinned_and_constraints_agree():

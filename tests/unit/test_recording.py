@@ -90,3 +90,16 @@ def test_a_notebook_outside_the_lessons_is_found_by_its_section(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     recording.Recorder(tmp_path / "out", "make", {"artifacts_dir": "a", "size": 2, "other": 1})
     assert read_json(tmp_path / "out" / "metrics" / "make.json")["parameters"] == {"artifacts_dir": "a", "size": 2}
+
+
+def test_the_record_carries_the_kernels_peak_memory_as_of_its_last_save(tmp_path, monkeypatch):
+    """Lesson 12 puts lesson 6's peak memory beside its own; it reads it from lesson 6's record."""
+    monkeypatch.chdir(tmp_path)
+    recorder = recording.Recorder(tmp_path / "out", "data")
+    first = read_json(recorder.path)["peak_memory_mb"]
+    held = bytearray(64 * 1024 * 1024)  # touch 64 MB more than this process has held so far
+    held[::4096] = b"x" * len(held[::4096])
+    recorder.metric("rows", 1)
+    later = read_json(recorder.path)["peak_memory_mb"]
+    assert 0 < first <= later and later == pytest.approx(recording.peak_memory_mb(), abs=1.0)
+    del held

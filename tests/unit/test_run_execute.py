@@ -109,3 +109,23 @@ def test_a_dead_kernel_is_reported_with_its_cell_and_peak_memory(lessons: Path, 
     summary = (out / "summary.md").read_text()
     assert "**Status:** failed (03_die.ipynb, cell 4 of 4: the kernel died" in summary
     assert json.loads((out / "run.json").read_text())["failure"]["cell"] == "cell 4 of 4"
+
+
+def test_a_lesson_this_python_cannot_run_is_skipped_in_one_line_and_the_run_goes_on(
+        lessons: Path, profile: Path, capsys) -> None:
+    path = write_notebook(lessons / "03_future.ipynb", ['artifacts_dir = "../artifacts"', "import not_installed_yet"])
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["toxhelpers"] = {"requires_python": "99.0", "requires_why": "a package of the future needs it"}
+    nbformat.write(notebook, path)
+    out = lessons.parent / "report"
+    argv = ["--profile", str(profile), "--notebooks-dir", str(lessons), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    skipped = [line for line in err.splitlines() if "03_future.ipynb skipped:" in line]
+    assert len(skipped) == 1 and "needs Python 99.0 or newer (a package of the future needs it); this is Python 3." in skipped[0]
+    assert "Traceback" not in err and not (out / "notebooks" / "03_future.ipynb").exists()
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete"
+    assert [item["status"] for item in record["notebooks"]] == ["ran", "ran", "skipped"]
+    assert main(argv + ["--dry-run"]) == 0
+    assert "03_future.ipynb: would skip: needs Python 99.0" in capsys.readouterr().out

@@ -30,3 +30,32 @@ def test_lessons_are_committed_clean_with_unique_cell_ids() -> None:
         assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: missing or repeated cell ids"
         executed = [cell["id"] for cell in cells if cell["cell_type"] == "code" and (cell["outputs"] or cell["execution_count"])]
         assert not executed, f"{path.name}: cells committed with outputs: {executed}"
+
+
+def test_a_lesson_needing_a_newer_python_is_named_with_the_reason(tmp_path: Path) -> None:
+    import nbformat
+    import pytest
+
+    from toxhelpers.run.errors import UsageError
+    from toxhelpers.run.notebooks import unmet_requirement
+
+    path = tmp_path / "12_new.ipynb"
+    notebook = nbformat.v4.new_notebook(metadata={"toxhelpers": {"requires_python": "3.11",
+                                                                 "requires_why": "keras-hub 0.32.0 needs it"}})
+    nbformat.write(notebook, path)
+    assert unmet_requirement(path, (3, 10)) == ("needs Python 3.11 or newer (keras-hub 0.32.0 needs it); "
+                                                "this is Python 3.10")
+    assert unmet_requirement(path, (3, 11)) is None and unmet_requirement(path, (3, 13)) is None
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    assert unmet_requirement(path, (3, 10)) is None
+    nbformat.write(nbformat.v4.new_notebook(metadata={"toxhelpers": {"requires_python": "three"}}), path)
+    with pytest.raises(UsageError, match=r"12_new.ipynb: metadata toxhelpers.requires_python must be a version"):
+        unmet_requirement(path)
+
+
+def test_the_lessons_python_requirements_are_readable() -> None:
+    """Only the KerasHub lesson asks for a newer Python than the project's 3.10."""
+    from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, unmet_requirement
+
+    unmet = {path.stem for path in discover_notebooks(DEFAULT_NOTEBOOKS_DIR) if unmet_requirement(path, (3, 10))}
+    assert unmet == {"12_keras_hub"}

@@ -238,6 +238,10 @@ def parameter_rules() -> dict[str, Rule]:
         "attribution_examples": FEW,
         "ig_steps": Rule(low=1, high=MANY_STEPS),
         "ig_tolerance": Rule(low=0, high=1, low_open=True),
+        # 12_keras_hub
+        "encoder_dir": Rule(kind=TEXT, optional=True),  # None: the encoder lesson 3 tokenized for
+        "keras_hub_train_rows": ROWS,  # 0: all of lesson 6's training rows
+        "tokenizer_check_rows": ROWS,  # 0: all validation rows
     }
 
 

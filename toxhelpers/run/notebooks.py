@@ -1,8 +1,11 @@
-"""Which lessons exist (``NN_name.ipynb``) and which of them a run executes (``--only``,
-``--from``, ``--until``): by number or name, always in lesson order."""
+"""Which lessons exist (``NN_name.ipynb``), which of them a run executes (``--only``,
+``--from``, ``--until``: by number or name, always in lesson order), and which this Python
+cannot run (a lesson's ``requires_python``)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,3 +49,30 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] = (), start:
     if first > last:
         raise UsageError(f"--from {start} comes after --until {stop}")
     return list(notebooks[first:last + 1])
+
+
+def unmet_requirement(notebook: Path, python: tuple[int, ...] | None = None) -> str | None:
+    """Why this Python (or ``python``, a version tuple) cannot run ``notebook``, or None when it can.
+
+    A lesson that needs a newer Python than the rest says so in its notebook metadata,
+    ``{"toxhelpers": {"requires_python": "3.11", "requires_why": "keras-hub 0.32.0 needs it"}}``
+    (lesson 12: keras-hub); the run skips it with this one line instead of failing on an import.
+    """
+    try:
+        metadata = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("toxhelpers", {})
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{notebook} is not a readable notebook ({error})") from None
+    wanted = metadata.get("requires_python")
+    if not wanted:
+        return None
+    try:
+        needed = tuple(int(part) for part in str(wanted).split("."))
+    except ValueError:
+        raise UsageError(f"{notebook.name}: metadata toxhelpers.requires_python must be a version like "
+                         f"'3.11', got {wanted!r}") from None
+    python = tuple(python or sys.version_info[:2])
+    if python >= needed:
+        return None
+    why = metadata.get("requires_why")
+    return (f"needs Python {wanted} or newer ({why})" if why else f"needs Python {wanted} or newer") + \
+        f"; this is Python {'.'.join(map(str, python))}"

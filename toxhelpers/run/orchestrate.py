@@ -24,7 +24,8 @@ from toxhelpers.run import checks, resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
 from toxhelpers.run.execute import KERNEL, CellWatch, Failure, describe_failure, execute, render_html
-from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks
+from toxhelpers.run.notebooks import (DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks,
+                                      unmet_requirement)
 from toxhelpers.run.parameters import (DEFAULT_PROFILE, check_reaches_selected, check_unambiguous,
                                        declared_parameters, resolve_parameters)
 from toxhelpers.run.peak_memory import PeakMemory
@@ -203,7 +204,12 @@ def execute_all(ctx: Context, selected: list[Path], options: RunOptions,
 
 def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, started: float,
             options: RunOptions) -> bool:
-    """Reuse or execute one notebook, updating ``status``; False when it failed."""
+    """Reuse, execute or skip one notebook, updating ``status``; False when it failed."""
+    unmet = unmet_requirement(notebook)
+    if unmet:  # one line, and the run goes on (a later lesson needing its files would name it)
+        status.status, status.reason = "skipped", unmet
+        say(f"{counter} {notebook.name} skipped: {unmet}")
+        return True
     up_to_date, reason = (False, "--force") if options.force else assess(ctx, notebook)
     if up_to_date:
         reuse(ctx, notebook, status, counter)
@@ -297,6 +303,9 @@ def dry_run(ctx: Context, selected: list[Path], force: bool) -> RunResult:
     for number, notebook in enumerate(selected, 1):
         reused, reason = (False, "--force") if force else assess(ctx, notebook)
         verdict = "would reuse (if earlier notebooks' outputs are unchanged)" if reused else f"would run: {reason}"
+        unmet = unmet_requirement(notebook)
+        if unmet:
+            verdict = f"would skip: {unmet}"
         print(f"[{number}/{len(selected)}] {notebook.name}: {verdict}")
         for key, value in ctx.passed(notebook).items():
             print(f"    {key} = {value!r}")

@@ -12,7 +12,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ class NotebookStatus:
     """One notebook's outcome in this invocation."""
 
     name: str
-    status: str  # ran | reused | failed | not run | not selected
+    status: str  # ran | reused | skipped (this Python cannot run it) | failed | not run | not selected
     reason: str = ""
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None  # its kernel and the kernel's children, at their largest
@@ -240,10 +239,10 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
 
 
 def peak_memory_mb() -> dict[str, float]:
-    """Peak resident memory (MB) of the largest finished kernel and of this process (Linux: KB units)."""
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024
-    return {"kernels": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale,
-            "runner": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale}
+    """Peak resident memory (MB) of the largest finished kernel and of this process."""
+    from toxhelpers.recording import peak_memory_mb as high_water
+
+    return {"kernels": high_water(resource.RUSAGE_CHILDREN), "runner": high_water()}
 
 
 def git_commit(folder: Path) -> str | None:

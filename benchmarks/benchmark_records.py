@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,3 +20,10 @@ def save_record(name: str, record: dict, markdown: str | Sequence[str], date: st
     Path(f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     Path(f"{stem}.md").write_text(markdown if isinstance(markdown, str) else "\n".join(markdown) + "\n")
     return stem
+
+
+def machine() -> dict:
+    """What a record was measured on: speeds only compare between records of the same machine."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+            "memory_gb": round(memory / 1024 ** 3, 1) if memory else None}

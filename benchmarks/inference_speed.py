@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmark_records import save_record
+from benchmark_records import machine, save_record
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
 from toxhelpers import batches, data, model, recording, serving, tokenization
@@ -108,10 +107,6 @@ def inference_markdown(result: dict) -> list[str]:
     export = result["export"]
     lines += ["", f"Export {export['export_seconds']:.0f} s, quantization {export['quantize_seconds']:.0f} s."]
     return lines
-
-
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}
 
 
 def write_record(record: dict, stem_name: str, body: list[str], title: str) -> Path:

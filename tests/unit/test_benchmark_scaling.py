@@ -1,0 +1,298 @@
+"""benchmarks/scaling.py: the synthetic data folders it builds, its resume, and the table it writes.
+
+Nothing here runs ``toxhelpers run``: the folders are built from a tiny Kaggle-layout fixture with
+a cheap stand-in perturbation (one test uses the project's real augmenter), and the table is built
+from fake report folders shaped like a real ``run.json`` (trimmed from a full run's).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import PROJECT_ROOT
+from toxhelpers import data
+
+sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+import benchmark_records  # noqa: E402
+import scaling  # noqa: E402
+
+LABELS = list(data.LABEL_COLUMNS)
+# Six-label patterns of the fixture's 20 training rows: 12 clean, 8 toxic of three kinds.
+TRAIN_PATTERNS = [(0,) * 6] * 12 + [(1, 0, 0, 0, 0, 0)] * 4 + [(1, 0, 1, 0, 1, 0)] * 3 + [(1, 1, 1, 0, 1, 1)]
+# test_labels.csv: 6 clean, 2 toxic, 2 never scored (-1, as in Kaggle's file).
+TEST_PATTERNS = [(0,) * 6] * 6 + [(1, 0, 0, 0, 1, 0)] * 2 + [(-1,) * 6] * 2
+RANDOM_IDS = [f"tr{i:02d}" for i in (0, 2, 4, 6, 8, 10, 12, 14)]  # 6 clean, 2 toxic ("natural" draw)
+
+
+def tagging(method: str, aug_p: float, seed: int) -> scaling.Perturbation:
+    """A stand-in for the augmenter: cheap, deterministic, and visibly seed-dependent."""
+    return lambda text, source_id, copy_number: f"{text} [{method} {seed} {source_id} {copy_number}]"
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """Kaggle's layout with a few rows: train.csv, test.csv, test_labels.csv, train_random_ids.csv."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    train = pd.DataFrame([{"id": f"tr{i:02d}", "comment_text": f"comment number {i}, with\na few words \"quoted\"",
+                           **dict(zip(LABELS, pattern))} for i, pattern in enumerate(TRAIN_PATTERNS)])
+    train.to_csv(folder / "train.csv", index=False)
+    ids = [f"te{i:02d}" for i in range(len(TEST_PATTERNS))]
+    pd.DataFrame({"id": ids, "comment_text": [f"test comment {i} here" for i in range(len(ids))]}).to_csv(
+        folder / "test.csv", index=False)
+    pd.DataFrame([{"id": i, **dict(zip(LABELS, p))} for i, p in zip(ids, TEST_PATTERNS)]).to_csv(
+        folder / "test_labels.csv", index=False)
+    pd.DataFrame({"id": RANDOM_IDS}).to_csv(folder / data.RANDOM_IDS_FILE, index=False)
+    return folder
+
+
+def build(source: Path, folder: Path, train_rows: int, test_rows: int, seed: int = 42) -> dict:
+    return scaling.build_folder(source, folder, scaling.Size("t", train_rows, test_rows), seed=seed,
+                                method="tagging", make_perturbation=tagging)
+
+
+def patterns(frame: pd.DataFrame) -> Counter:
+    return Counter(frame[LABELS].astype(int).itertuples(index=False, name=None))
+
+
+def raw(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+
+
+def test_a_2x_folder_doubles_every_file_and_keeps_labels_ids_and_the_random_draw(source: Path, tmp_path: Path):
+    folder = tmp_path / "2x"
+    manifest = build(source, folder, 40, 20)
+    found = data.DataSource(folder, "parameter")
+    train, (test, unscored) = data.load_train(found), data.load_test(found)  # the lessons' own readers
+    assert len(train) == 40 and len(test) == 16 and unscored == 4
+    assert patterns(train) == Counter({p: 2 * n for p, n in Counter(TRAIN_PATTERNS).items()})
+    assert patterns(test) == Counter({p: 2 * n for p, n in Counter(TEST_PATTERNS).items() if p[0] != -1})
+    assert train["id"].is_unique and raw(folder, "test.csv")["id"].is_unique
+    assert list(raw(folder, "test.csv")["id"]) == list(raw(folder, "test_labels.csv")["id"])
+    copies = train[train["id"].str.endswith("_syn1")]
+    assert len(copies) == 20
+    sources = train.set_index("id").loc[copies["id"].str.removesuffix("_syn1"), LABELS]
+    assert (sources.to_numpy() == copies[LABELS].to_numpy()).all()
+    assert copies["comment_text"].iloc[0] == "comment number 0, with\na few words \"quoted\" [tagging 42 tr00 1]"
+    natural = data.select_train_rows(train, found, "natural")
+    assert sorted(natural["id"]) == sorted(RANDOM_IDS + [f"{i}_syn1" for i in RANDOM_IDS])
+    assert manifest["rows"] == {"train.csv": 40, data.RANDOM_IDS_FILE: 16, "test.csv": 20, "test_labels.csv": 20}
+    assert not (tmp_path / "2x.partial").exists()
+
+
+def test_a_target_row_count_keeps_each_stratum_at_its_share(source: Path, tmp_path: Path):
+    """The part copy gives its spare rows to the strata closest to a whole row (largest remainder):
+    here every stratum ends within half a row of its exact share (any rounding would be within one)."""
+    folder = tmp_path / "rows"
+    build(source, folder, 47, 13)  # train: the 20 rows, a whole copy, 7 rows of a second; test: +3 rows
+    train, labels = raw(folder, "train.csv"), raw(folder, "test_labels.csv")
+    assert len(train) == 47 and len(labels) == 13 == len(raw(folder, "test.csv"))
+    randoms = set(raw(folder, data.RANDOM_IDS_FILE)["id"])
+    strata = Counter((row_id.split("_syn")[0] in RANDOM_IDS, *p)
+                     for row_id, p in zip(train["id"], train[LABELS].itertuples(index=False, name=None)))
+    source_strata = Counter((f"tr{i:02d}" in RANDOM_IDS, *map(str, p)) for i, p in enumerate(TRAIN_PATTERNS))
+    for stratum, count in source_strata.items():
+        assert abs(strata[stratum] - count * 47 / 20) <= 0.5, stratum
+    assert all(row_id.split("_syn")[0] in RANDOM_IDS for row_id in randoms)
+    assert abs(len(randoms) - len(RANDOM_IDS) * 47 / 20) <= 1
+    assert train["id"].is_unique and set(train["id"]) >= randoms
+    assert {row_id.rsplit("_syn", 1)[1] for row_id in train["id"] if "_syn" in row_id} == {"1", "2"}
+
+
+def test_the_folder_says_it_is_synthetic_how_it_was_made_and_whose_text_it_is(source: Path, tmp_path: Path):
+    build(source, tmp_path / "2x", 40, 20, seed=7)
+    readme = (tmp_path / "2x" / "README.md").read_text()
+    assert readme.startswith("# SYNTHETIC")
+    for needed in ("COST measurement only", "NEVER to measure quality", "`tagging`", "derived_seed(7, 'scaling'",
+                   "seed 7", "CC0", "Wikipedia talk pages under CC BY-SA 3.0", str(source)):
+        assert needed in readme, needed
+    manifest = json.loads((tmp_path / "2x" / scaling.MANIFEST).read_text())
+    assert manifest["synthetic"] is True and manifest["request"]["seed"] == 7
+
+
+def test_the_same_seed_builds_the_same_bytes_and_another_seed_another_draw(source: Path, tmp_path: Path):
+    first, second, other = (build(source, tmp_path / name, 47, 13, seed=seed) and tmp_path / name
+                            for name, seed in (("a", 42), ("b", 42), ("c", 1)))
+    names = ("train.csv", "test.csv", "test_labels.csv", data.RANDOM_IDS_FILE, "README.md")
+    assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+    assert set(raw(first, "train.csv")["id"]) != set(raw(other, "train.csv")["id"])  # the part copy's draw
+
+
+def test_copies_made_by_the_project_augmenter_are_reproducible_and_keep_their_words(source: Path, tmp_path: Path):
+    """The real default (random_swap): nothing but the order of a copy's words changes."""
+    size = scaling.Size("2x", 40, 20)
+    for name in ("a", "b"):
+        scaling.build_folder(source, tmp_path / name, size)
+    assert (tmp_path / "a" / "train.csv").read_bytes() == (tmp_path / "b" / "train.csv").read_bytes()
+    train = raw(tmp_path / "a", "train.csv")
+    originals, copies = train.iloc[:20], train.iloc[20:]
+    words = lambda text: sorted(re.findall(r"\w+", text.lower()))  # noqa: E731
+    assert all(words(a) == words(b) for a, b in zip(originals["comment_text"], copies["comment_text"]))
+    assert (originals["comment_text"].to_numpy() != copies["comment_text"].to_numpy()).any()
+
+
+def test_it_only_grows_real_data(source: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="below the source"):
+        list(scaling.copy_plan(["a", "b", "c"], 2, 42))
+    build(source, tmp_path / "2x", 40, 20)
+    with pytest.raises(ValueError, match="synthetic copies"):
+        build(tmp_path / "2x", tmp_path / "4x", 80, 40)
+    with pytest.raises(FileExistsError):
+        build(source, tmp_path / "2x", 40, 20)
+
+
+def test_sizes_are_multiples_of_the_source_or_kaggles_full_files():
+    assert scaling.parse_size("2x", 14_268, 2_338) == scaling.Size("2x", 28_536, 4_676)
+    assert scaling.parse_size("kaggle", 14_268, 2_338) == scaling.Size("kaggle", 159_571, 63_978)
+    for bad in ("0.5x", "two", "x", "4"):
+        with pytest.raises(ValueError, match="Nx"):
+            scaling.parse_size(bad, 10, 10)
+
+
+def test_a_built_folder_is_reused_only_for_the_same_request(source: Path, tmp_path: Path):
+    root = tmp_path / "data"
+    size = scaling.Size("2x", 40, 20)
+    scaling.build_folder(source, root / "2x", size, seed=42, method="random_swap", make_perturbation=tagging)
+    before = (root / "2x" / "train.csv").stat().st_mtime_ns
+    assert scaling.ensure_data(source, root, size, (20, 10), 42, "random_swap", 0.1) == root / "2x"
+    assert (root / "2x" / "train.csv").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match=r"differs in \['seed'\]"):
+        scaling.ensure_data(source, root, size, (20, 10), 43, "random_swap", 0.1)
+    assert scaling.ensure_data(source, root, scaling.Size("1x", 20, 10), (20, 10), 42, "random_swap", 0.1) == source
+
+
+# --- resume and the table, on fake reports shaped like a real run.json --------------------------------
+
+# Trimmed from a real full run's run.json (reports/t2/fullS-f7b): the keys the table reads, and a few it does not.
+RUN_JSON = {
+    "code": {"git_commit": "f7b53f74737a3e7027fb7d6e7fe48300ffd148ed", "toxhelpers_sha256": "ece43e3b"},
+    "config": None, "data_source": {"origin": "parameter", "path": "/data/sample"},
+    "description": "Everything in the data with the lessons' default recipe (max_length 128, early stopping).",
+    "failure": None, "figures": ["data_labels.png"], "finished_at": "2026-12-06T12:04:18+00:00", "inputs": {},
+    "kernel": {"name": "python3", "python_version": "3.11.7"}, "model_card": "model_card.md",
+    "notebooks": [
+        {"current": True, "failure": None, "name": "01_data.ipynb", "parameters": {"data_dir": "/data/sample"},
+         "peak_memory_mb": 363, "reason": "no completed run in this folder", "sections": ["data"], "status": "ran",
+         "wall_seconds": 50.0},
+        {"current": True, "failure": None, "name": "05_training.ipynb", "parameters": {}, "peak_memory_mb": 1562,
+         "reason": "no completed run in this folder", "sections": ["training"], "status": "ran", "wall_seconds": 100.0},
+        {"current": True, "failure": None, "name": "09_bias.ipynb", "parameters": {}, "peak_memory_mb": 2913,
+         "reason": "no completed run in this folder", "sections": ["bias"], "status": "ran", "wall_seconds": 600.0},
+    ],
+    "parameters": {"data_dir": "/data/sample"}, "peak_memory_mb": {"kernels": 2912.875, "runner": 269.4},
+    "profile": "full", "started_at": "2026-12-06T10:35:35+00:00", "status": "complete", "stopped_by": None,
+    "versions": {"python": "3.11.7", "tensorflow": "2.21.0"}, "wall_seconds": 750.0,
+}
+METRICS = {"data.train_csv_rows": 1000, "data.test_rows_labelled": 200,
+           "data.split_counts.train.toxic": 300, "data.split_counts.train.non_toxic": 550}
+
+
+def fake_report(reports: Path, label: str, times: tuple[float, float, float], peaks: tuple, scale: int,
+                statuses: tuple[str, str, str] = ("ran", "ran", "ran")) -> Path:
+    report = reports / f"scale-{label}"
+    report.mkdir(parents=True)
+    run = copy.deepcopy(RUN_JSON)
+    for item, wall, peak, status in zip(run["notebooks"], times, peaks, statuses):
+        item.update(wall_seconds=wall, peak_memory_mb=peak, status=status)
+    (report / "run.json").write_text(json.dumps(run))
+    (report / "metrics.json").write_text(json.dumps({key: value * scale for key, value in METRICS.items()}))
+    return report
+
+
+def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: Path, monkeypatch):
+    reports = tmp_path / "reports"
+    fake_report(reports, "1x", (50.0, 100.0, 600.0), (363, 1562, 2913), 1)
+    # 2x resumed: lesson 5 reused, its peak only in the .measured.json its first invocation left.
+    doubled = fake_report(reports, "2x", (50.0, 400.0, 1200.0), (363, None, 3120), 2, ("ran", "reused", "ran"))
+    scaling.measured_path(doubled).write_text(json.dumps(
+        {"lessons": {"05_training.ipynb": {"wall_seconds": 400.0, "peak_memory_mb": 1600}}, "invocations": []}))
+    sizes = [scaling.collect_size(label, reports / f"scale-{label}") for label in ("1x", "2x", "4x")]
+    table = scaling.build_table(sizes)
+    assert table["row_basis"] == "training_split_rows" and table["rows"] == {"1x": 850, "2x": 1700}
+    assert table["sizes"] == ["1x", "2x"] and sizes[2].status == "not run"
+    growth = {name: steps["1x->2x"] for name, steps in table["growth"].items()}
+    assert growth == pytest.approx({"01_data.ipynb": 0.0, "05_training.ipynb": 2.0, "09_bias.ipynb": 1.0})
+    training = table["lessons"]["05_training.ipynb"]
+    assert training["1x"]["seconds_per_1000_rows"] == pytest.approx(100 / 850 * 1000)
+    assert training["2x"]["peak_memory_mb"] == 1600 and training["2x"]["peak_from"] == "measured.json"
+    assert table["flags"]["over_memory"] == [{"lesson": "09_bias.ipynb", "size": "2x", "peak_memory_mb": 3120}]
+    assert table["flags"]["faster_than_linear"] == [{"lesson": "05_training.ipynb", "step": "1x->2x", "exponent": 2.0}]
+
+    monkeypatch.setattr(benchmark_records, "RESULTS_DIR", tmp_path / "results")
+    assert scaling.main(["--table-only", "--reports", str(reports), "--sizes", "1x", "2x", "4x",
+                         "--date", "2026-12-07"]) == 0
+    text = (tmp_path / "results" / "scaling_2026-12-07.md").read_text()
+    assert "| 05_training.ipynb | 0.00 | **2.00** |" not in text  # exponents are per step, not per size
+    assert "| 05_training.ipynb | **2.00** |" in text
+    assert "| 09_bias.ipynb | 2,913 | **3,120** (over 3,000) |" in text
+    assert "| 4x | not run |" in text
+    record = json.loads((tmp_path / "results" / "scaling_2026-12-07.json").read_text())
+    assert record["machine"]["cpus"] and record["versions"]["python"]
+    assert record["table"]["growth"]["09_bias.ipynb"]["1x->2x"] == pytest.approx(1.0)
+
+
+def test_a_size_that_finished_with_the_same_command_is_skipped(tmp_path: Path, monkeypatch):
+    calls = []
+
+    def fake_launch(command):
+        calls.append(command)
+        report = Path(command[command.index("--out") + 1])
+        fake_report(report.parent, report.name.removeprefix("scale-"), (1.0, 2.0, 3.0), (10, 20, 30), 1)
+        return 0
+
+    monkeypatch.setattr(scaling, "launch", fake_launch)
+    report = tmp_path / "scale-2x"
+    arguments = scaling.run_arguments(tmp_path / "data", report, ["01,05"], ["max_length=64"])
+    assert arguments[arguments.index("--only") + 1] == "01,05" and arguments[-2:] == ["-p", "max_length=64"]
+    assert scaling.run_size(report, arguments) == 0 and len(calls) == 1
+    assert calls[0][:4] == [sys.executable, "-m", "toxhelpers", "run"]
+    assert scaling.run_size(report, arguments) == 0 and len(calls) == 1  # finished: skipped
+    kept = json.loads(scaling.measured_path(report).read_text())
+    assert kept["lessons"]["09_bias.ipynb"] == {"wall_seconds": 3.0, "peak_memory_mb": 30}
+    assert kept["invocations"][0]["exit_status"] == 0 and len(kept["invocations"][0]["load_average"]["before"]) == 3
+    assert not scaling.finished(report, arguments[:-2])  # another command: toxhelpers run again (it resumes)
+
+
+def test_dry_run_builds_and_runs_nothing(source: Path, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(scaling, "launch", lambda command: pytest.fail("dry run ran something"))
+    reports = tmp_path / "reports"
+    assert scaling.main(["--dry-run", "--source", str(source), "--reports", str(reports),
+                         "--sizes", "1x", "2x", "kaggle"]) == 0
+    out = capsys.readouterr().out
+    assert f"1x: 20 train.csv rows, 10 test rows; data: the real rows in {source}" in out
+    assert "2x: 40 train.csv rows, 20 test rows; data: build" in out and "+20 train and +10 test" in out
+    assert "kaggle: 159,571 train.csv rows, 63,978 test rows" in out and "--profile full" in out
+    assert not reports.exists()
+
+
+def test_launch_returns_the_exit_status_of_the_command():
+    assert scaling.launch([sys.executable, "-c", "raise SystemExit(3)"]) == 3
+
+
+def test_the_sizes_run_one_after_another_and_a_failure_stops_the_series(source: Path, tmp_path: Path, monkeypatch):
+    launched = []
+
+    def fake_launch(command):
+        report = Path(command[command.index("--out") + 1])
+        data_dir = command[command.index("--data-dir") + 1]
+        launched.append((report.name, data_dir))
+        fake_report(report.parent, report.name.removeprefix("scale-"), (1.0, 2.0, 3.0), (10, 20, 30), len(launched))
+        return 1 if report.name == "scale-2x" else 0
+
+    monkeypatch.setattr(scaling, "launch", fake_launch)
+    monkeypatch.setattr(scaling, "project_perturbation", tagging)
+    monkeypatch.setattr(benchmark_records, "RESULTS_DIR", tmp_path / "results")
+    reports = tmp_path / "reports"
+    argv = ["--source", str(source), "--reports", str(reports), "--sizes", "1x", "2x", "3x", "--date", "2026-12-07"]
+    assert scaling.main(argv) == 1
+    assert launched == [("scale-1x", str(source)), ("scale-2x", str(reports / "data" / "2x"))]
+    assert (reports / "data" / "2x" / "README.md").is_file() and not (reports / "data" / "3x").exists()
+    assert "| 3x | not run |" in (tmp_path / "results" / "scaling_2026-12-07.md").read_text()

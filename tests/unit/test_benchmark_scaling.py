@@ -218,6 +218,7 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     table = scaling.build_table(sizes)
     assert table["row_basis"] == "training_split_rows" and table["rows"] == {"1x": 850, "2x": 1700}
     assert table["sizes"] == ["1x", "2x"] and sizes[2].status == "not run"
+    assert table["steps"] == {"1x->2x": {"training_rows": 2.0, "test_rows": 2.0}}
     growth = {name: steps["1x->2x"] for name, steps in table["growth"].items()}
     assert growth == pytest.approx({"01_data.ipynb": 0.0, "05_training.ipynb": 2.0, "09_bias.ipynb": 1.0})
     training = table["lessons"]["05_training.ipynb"]
@@ -234,6 +235,7 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     assert "| 05_training.ipynb | **2.00** |" in text
     assert "| 09_bias.ipynb | 2,913 | **3,120** (over 3,000) |" in text
     assert "| 4x | not run |" in text
+    assert "Rows grew 1x->2x: training x2.00, test x2.00." in text
     record = json.loads((tmp_path / "results" / "scaling_2026-12-07.json").read_text())
     assert record["machine"]["cpus"] and record["versions"]["python"]
     assert record["table"]["growth"]["09_bias.ipynb"]["1x->2x"] == pytest.approx(1.0)

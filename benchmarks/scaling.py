@@ -7,10 +7,22 @@ project's augmenter (``toxhelpers.augment``, method ``random_swap`` by default: 
 swapped, so a copy keeps its source's words and length, which is what a cost measurement needs;
 on 2,000 rows of the sample, 99.5% of the copies had exactly their source's number of word pieces,
 +0.02% over all). Such a folder measures COST only, never quality: its copies leak between the
-splits and its class shares are the sample's (38.5% toxic in train.csv), not Kaggle's. Each folder
-says so in its README.md and records how it was made in ``synthetic.json``. Building streams the
-rows out (memory: the source rows, plus ~1 GB for TensorFlow, which nlpaug imports) at about 2,000
-synthetic rows/s on the 2-core reference machine: about two minutes for Kaggle's size.
+splits. Each folder says so in its README.md and records how it was made in ``synthetic.json``.
+Building streams the rows out (memory: the source rows, plus ~1 GB for TensorFlow, which nlpaug
+imports) at about 2,000 synthetic rows/s on the 2-core reference machine: about two minutes for
+Kaggle's size.
+
+Class shares differ by size, on purpose. The multiples (2x, 4x) keep the sample's shares (38.5%
+toxic in train.csv, 47.7% in the test labels), so 1x-2x-4x measures growth on one pipeline:
+lesson 1's undersampling to 20% toxic leaves their training split as it is. ``kaggle`` has
+Kaggle's own shares (``toxhelpers.data``'s counts: 9.58% of train.csv, 9.52% of the labelled test
+rows), so it costs what the real download costs: lesson 1 undersamples the training split to 20%
+toxic (about 65k rows; at the sample's shares lessons 5-6 would train on ~135k). Its rows are the
+sample's originals first, then toxic copies of toxic rows and non-toxic copies of non-toxic rows
+(six labels kept) until each file has its share; its train_random_ids.csv lists every row (the
+whole file is at the natural share, so ``train_rows="natural"`` selects what ``"all"`` does, as on
+Kaggle's download). The step 4x -> kaggle thus changes the training split's make-up as well as
+its size; the record's size table says which shares each size has.
 
     .venv/bin/python benchmarks/scaling.py                   # 1x, 2x, 4x, kaggle, one after another
     .venv/bin/python benchmarks/scaling.py --dry-run         # what would be built and run
@@ -65,7 +77,7 @@ DEFAULT_REPORTS = REPO_ROOT / "reports" / "scaling"
 # Offline augmenters that need no word vectors, no torch and no download (random_swap: ~2,000 rows/s here).
 FAST_METHODS = ("random_swap", "spelling", "keyboard", "random_delete", "sentence_shuffle")
 DEFAULT_METHOD = "random_swap"  # keeps every word: a copy costs what its source costs
-BUILDER_VERSION = 1  # bump when the same request would build different files
+BUILDER_VERSION = 1  # bump when the same request would build other data files (README, manifest text aside)
 MEMORY_FLAG_MB = 3000  # an 8 GB laptop's budget per lesson (the lean walkthrough's goal)
 FASTER_THAN_LINEAR = 1.1  # growth exponents above this are flagged (1.0 is linear; timing noise ~0.1)
 SYNTHETIC_SUFFIX = "_syn"
@@ -86,18 +98,33 @@ def say(message: str) -> None:
 
 @dataclass(frozen=True)
 class Size:
-    """One data size: its label (``2x``, ``kaggle``) and the rows of its train.csv and test.csv."""
+    """One data size: its label (``2x``, ``kaggle``), the rows of its train.csv and test.csv, and
+    the toxic share (``toxic`` = 1) of train.csv and of test_labels.csv's labelled rows; a share
+    left None keeps the source's."""
 
     label: str
     train_rows: int
     test_rows: int
+    train_toxic_share: float | None = None
+    test_toxic_share: float | None = None
+
+    @property
+    def shares_set(self) -> bool:
+        return self.train_toxic_share is not None or self.test_toxic_share is not None
+
+
+# Kaggle's own class shares, from toxhelpers.data's counts of its files (9.58% and 9.52% toxic).
+KAGGLE_TRAIN_TOXIC_SHARE = data.KAGGLE_TRAIN_TOXIC_ROWS / data.KAGGLE_TRAIN_ROWS
+KAGGLE_TEST_TOXIC_SHARE = data.KAGGLE_TEST_TOXIC_ROWS_LABELLED / data.KAGGLE_TEST_ROWS_LABELLED
 
 
 def parse_size(text: str, source_train_rows: int, source_test_rows: int) -> Size:
-    """``Nx`` (N >= 1 times the source's rows) or ``kaggle`` (Kaggle's 159,571 training rows and
-    63,978 labelled test rows: about 11x train and 27x test of the shared sample)."""
+    """``Nx`` (N >= 1 times the source's rows, at the source's class shares) or ``kaggle``
+    (Kaggle's 159,571 training rows and 63,978 labelled test rows, about 11x train and 27x test of
+    the shared sample, at Kaggle's own toxic shares: 9.58% and 9.52%)."""
     if text == "kaggle":
-        return Size(text, data.KAGGLE_TRAIN_ROWS, data.KAGGLE_TEST_ROWS_LABELLED)
+        return Size(text, data.KAGGLE_TRAIN_ROWS, data.KAGGLE_TEST_ROWS_LABELLED,
+                    KAGGLE_TRAIN_TOXIC_SHARE, KAGGLE_TEST_TOXIC_SHARE)
     try:
         multiple = float(text[:-1]) if text.endswith("x") else math.nan
     except ValueError:
@@ -139,6 +166,40 @@ def copy_plan(strata: Sequence[Hashable], target: int,
         yield copy, np.arange(rows)
     if rest:
         yield whole + 1, stratified_pick(strata, rest, seed)
+
+
+def share_plan(classes: Sequence[int], strata: Sequence[Hashable], target: int, share: float,
+               seed: int | Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(copy number, source row indices) for the extra rows of a file of ``target`` rows whose
+    labelled rows are ``share`` toxic. ``classes``: each source row's ``toxic`` value (1, 0, or -1
+    for a test row Kaggle never scored). Every source row is kept; toxic copies come from toxic
+    rows, non-toxic copies from non-toxic rows, each class grown by :func:`copy_plan` over
+    ``strata`` (so the six-label mix within a class stays the source's); unscored rows are not
+    copied. Ends within half a row of the share; refuses a target that would need fewer rows of a
+    class than the source has (this only grows data)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"a toxic share is between 0 and 1, got {share!r}")
+    classes = np.asarray(classes, dtype=int)
+    members = {1: np.flatnonzero(classes == 1), 0: np.flatnonzero(classes == 0)}
+    labelled = target - int((classes == -1).sum())
+    wanted = {1: round(share * labelled)}
+    wanted[0] = labelled - wanted[1]
+    by_copy: dict[int, list[np.ndarray]] = {}
+    for value, name in ((1, "toxic"), (0, "non-toxic")):
+        rows, want = members[value], wanted[value]
+        if want < len(rows) or (want and not len(rows)):
+            raise ValueError(f"{target:,} rows at {share:.2%} toxic need {want:,} {name} rows; the source has "
+                             f"{len(rows):,}: this only grows data (choose more rows or another share)")
+        seeds = (*np.atleast_1d(seed).tolist(), value)
+        for copy, picked in copy_plan([strata[i] for i in rows], want, seeds):
+            by_copy.setdefault(copy, []).append(rows[picked])
+    for copy in sorted(by_copy):
+        yield copy, np.sort(np.concatenate(by_copy[copy]))
+
+
+def toxic_classes(frame: pd.DataFrame) -> list[int]:
+    """Each row's ``toxic`` value as an int: 1, 0, or -1 (a test row Kaggle never scored)."""
+    return [int(value) for value in pd.to_numeric(frame["toxic"])]
 
 
 def synthetic_id(source_id: str, copy: int) -> str:
@@ -239,13 +300,24 @@ def csv_writer(handle: TextIO) -> Any:
     return csv.writer(handle, lineterminator="\n")
 
 
-def write_train(source: Source, folder: Path, target: int, seed: int, perturb: Perturbation,
-                progress: Progress) -> dict[str, int]:
-    """train.csv (and train_random_ids.csv) grown to ``target`` rows, streamed row by row: the
-    originals, then the copies; a copy of a random-draw row is listed as random too."""
+def write_train(source: Source, folder: Path, size: Size, seed: int, perturb: Perturbation,
+                progress: Progress) -> tuple[dict[str, int], int]:
+    """train.csv (and train_random_ids.csv) grown to ``size.train_rows`` rows, streamed row by row:
+    the originals, then the copies; and how many rows are toxic. At the source's shares, a copy of
+    a random-draw row is listed as random too (the list keeps its share of the file and its toxic
+    share); at a set share (``kaggle``), the whole file is at that share, so every row is listed:
+    ``train_rows="natural"`` then selects what ``"all"`` does, as on Kaggle's own download."""
     train, random_ids = source.train, set(source.random_ids or ())
-    strata = [(row_id in random_ids, *labels) for row_id, labels in zip(train[ID_COLUMN], label_pattern(train))]
     records = list(train.itertuples(index=False, name=None))
+    listed_originals = list(train[ID_COLUMN]) if size.train_toxic_share is not None else source.random_ids
+    if size.train_toxic_share is not None:
+        plan = share_plan(toxic_classes(train), label_pattern(train), size.train_rows, size.train_toxic_share,
+                          (seed, 1))
+        random_ids = set(train[ID_COLUMN])
+    else:
+        strata = [(row_id in random_ids, *labels) for row_id, labels in zip(train[ID_COLUMN], label_pattern(train))]
+        plan = copy_plan(strata, size.train_rows, (seed, 1))
+    toxic = sum(value == 1 for value in toxic_classes(train))
     with contextlib.ExitStack() as files:
         rows = csv_writer(files.enter_context(open(folder / "train.csv", "w", newline="", encoding="utf-8")))
         rows.writerow(TRAIN_COLUMNS)
@@ -255,26 +327,36 @@ def write_train(source: Source, folder: Path, target: int, seed: int, perturb: P
         if source.random_ids is not None:
             listed = csv_writer(files.enter_context(open(folder / RANDOM_IDS_FILE, "w", newline="", encoding="utf-8")))
             listed.writerow([ID_COLUMN])
-            listed.writerows([row_id] for row_id in source.random_ids)
-            counts[RANDOM_IDS_FILE] = len(source.random_ids)
-        for copy, indices in copy_plan(strata, target, (seed, 1)):
+            listed.writerows([row_id] for row_id in listed_originals)
+            counts[RANDOM_IDS_FILE] = len(listed_originals)
+        toxic_column = TRAIN_COLUMNS.index("toxic")
+        for copy, indices in plan:
             for index in indices:
                 row_id, text, *labels = records[index]
                 rows.writerow([synthetic_id(row_id, copy), perturb(str(text), row_id, copy), *labels])
                 counts["train.csv"] += 1
+                toxic += int(records[index][toxic_column]) == 1
                 if listed and row_id in random_ids:
                     listed.writerow([synthetic_id(row_id, copy)])
                     counts[RANDOM_IDS_FILE] += 1
                 progress.step()
-    return counts
+    return counts, toxic
 
 
-def write_test(source: Source, folder: Path, target: int, seed: int, perturb: Perturbation,
-               progress: Progress) -> dict[str, int]:
-    """test.csv and test_labels.csv grown to ``target`` rows, the labels copied from the source row
-    (-1 rows too), in the same id order in both files."""
+def write_test(source: Source, folder: Path, size: Size, seed: int, perturb: Perturbation,
+               progress: Progress) -> tuple[dict[str, int], dict[int, int]]:
+    """test.csv and test_labels.csv grown to ``size.test_rows`` rows, the labels copied from the
+    source row, in the same id order in both files; and the rows per ``toxic`` value. At the
+    source's shares, -1 rows (never scored) are copied in their share too; at a set share, the
+    labelled rows get that toxic share and -1 rows are kept but not copied."""
     test = source.test
     records = list(test.itertuples(index=False, name=None))
+    classes = toxic_classes(test)
+    if size.test_toxic_share is not None:
+        plan = share_plan(classes, label_pattern(test), size.test_rows, size.test_toxic_share, (seed, 2))
+    else:
+        plan = copy_plan(label_pattern(test), size.test_rows, (seed, 2))
+    by_class = {value: classes.count(value) for value in (1, 0, -1)}
     with open(folder / "test.csv", "w", newline="", encoding="utf-8") as text_handle, \
             open(folder / "test_labels.csv", "w", newline="", encoding="utf-8") as label_handle:
         texts, labels = csv_writer(text_handle), csv_writer(label_handle)
@@ -284,21 +366,24 @@ def write_test(source: Source, folder: Path, target: int, seed: int, perturb: Pe
             texts.writerow([row_id, text])
             labels.writerow([row_id, *values])
         rows = len(records)
-        for copy, indices in copy_plan(label_pattern(test), target, (seed, 2)):
+        for copy, indices in plan:
             for index in indices:
                 row_id, text, *values = records[index]
                 texts.writerow([synthetic_id(row_id, copy), perturb(str(text), row_id, copy)])
                 labels.writerow([synthetic_id(row_id, copy), *values])
                 rows += 1
+                by_class[classes[index]] += 1
                 progress.step()
-    return {"test.csv": rows, "test_labels.csv": rows}
+    return {"test.csv": rows, "test_labels.csv": rows}, by_class
 
 
 def build_request(source_dir: Path, size: Size, seed: int, method: str, aug_p: float) -> dict[str, Any]:
     """Everything that decides a folder's content: an existing folder is reused only when its
     manifest holds the same request."""
-    return {"builder_version": BUILDER_VERSION, "source_files": source_files(source_dir), "seed": seed,
-            "method": method, "aug_p": aug_p, "train_rows": size.train_rows, "test_rows": size.test_rows}
+    request = {"builder_version": BUILDER_VERSION, "source_files": source_files(source_dir), "seed": seed,
+               "method": method, "aug_p": aug_p, "train_rows": size.train_rows, "test_rows": size.test_rows}
+    shares = {"train_toxic_share": size.train_toxic_share, "test_toxic_share": size.test_toxic_share}
+    return request | {key: value for key, value in shares.items() if value is not None}  # absent: the source's
 
 
 def build_folder(source_dir: Path, folder: Path, size: Size, seed: int = 42, method: str = DEFAULT_METHOD,
@@ -320,10 +405,15 @@ def build_folder(source_dir: Path, folder: Path, size: Size, seed: int = 42, met
     perturb = (make_perturbation or project_perturbation)(method, aug_p, seed)
     progress = Progress(max(size.train_rows - len(source.train), 0) + max(size.test_rows - len(source.test), 0))
     say(f"building {folder} ({size.label}): {progress.total:,} synthetic rows by {method!r}, seed {seed}")
-    rows = {**write_train(source, partial, size.train_rows, seed, perturb, progress),
-            **write_test(source, partial, size.test_rows, seed, perturb, progress)}
+    train_rows, train_toxic = write_train(source, partial, size, seed, perturb, progress)
+    test_rows, test_classes = write_test(source, partial, size, seed, perturb, progress)
+    rows = {**train_rows, **test_rows}
+    labelled = test_classes[1] + test_classes[0]
     manifest = {"synthetic": True, "purpose": "cost measurement only, never quality", "size": size.label,
                 "request": request, "source": str(source_dir), "rows": rows,
+                "shares": "set" if size.shares_set else "source",
+                "toxic_share": {"train.csv": train_toxic / rows["train.csv"] if rows["train.csv"] else None,
+                                "test_labels.csv": test_classes[1] / labelled if labelled else None},
                 "source_rows": {"train.csv": len(source.train), "test.csv": len(source.test),
                                 "test_labels.csv": len(source.test),
                                 **({RANDOM_IDS_FILE: len(source.random_ids)} if source.random_ids is not None else {})},
@@ -344,8 +434,9 @@ def synthetic_readme(manifest: dict[str, Any]) -> str:
         "",
         "**This folder is SYNTHETIC. Use it to measure time and memory, NEVER to measure quality.**",
         "Its extra rows are perturbed copies of real rows: copies of one comment land in training,",
-        "validation and test alike, so any score measured on it is inflated and meaningless. Its class",
-        "shares are the source's (the shared sample over-represents toxic comments), not Kaggle's.",
+        "validation and test alike, so any score measured on it is inflated and meaningless.",
+        "",
+        *shares_paragraph(manifest),
         "",
         f"Made by `benchmarks/scaling.py` of toxhelpers (builder version {request['builder_version']}) from",
         f"`{manifest['source']}`, in Kaggle's layout and columns:",
@@ -354,11 +445,7 @@ def synthetic_readme(manifest: dict[str, Any]) -> str:
         "| --- | ---: | ---: |",
         *table,
         "",
-        "How: the source's rows first, unchanged; then whole copies of every row, then a stratified part",
-        "of one more copy (strata: the six labels, and for train.csv whether the row is in",
-        "train_random_ids.csv), so each file keeps the source's class shares. A copy gets the id",
-        f"`<source id>{SYNTHETIC_SUFFIX}<copy>` and its source row's six labels (test_labels.csv: the source's",
-        "labels, -1 included); a copy of a row listed in train_random_ids.csv is listed there too.",
+        *how_paragraph(request),
         "Training copies come from training rows only, test copies from test rows only.",
         f"Each copy's text is its source's text changed by toxhelpers' augmenter `{request['method']}`",
         f"(`toxhelpers.augment.make_augmenter('{request['method']}', aug_p={request['aug_p']})` and `augment_text`,",
@@ -374,11 +461,56 @@ def synthetic_readme(manifest: dict[str, Any]) -> str:
     ])
 
 
+def share_text(share: float | None) -> str:
+    return "the source's" if share is None else f"{share:.2%}"
+
+
+def shares_paragraph(manifest: dict[str, Any]) -> list[str]:
+    """Which class shares the folder has, and why."""
+    request, measured = manifest["request"], manifest.get("toxic_share") or {}
+    found = ", ".join(f"{name} {value:.2%}" for name, value in measured.items() if value is not None)
+    if "train_toxic_share" not in request and "test_toxic_share" not in request:
+        return ["Class shares: the source's, kept on purpose (toxic share " + (found or "as in the source") + ";",
+                "the shared sample over-represents toxic comments, Kaggle's files are 9.58% and 9.52% toxic), so",
+                "the multiples of the sample (2x, 4x) grow the data on one pipeline: lesson 1's undersampling to",
+                "20% toxic leaves their training split as it is, at every multiple."]
+    return ["Class shares: SET, to cost what Kaggle's own files cost: toxic share of train.csv "
+            f"{share_text(request.get('train_toxic_share'))},",
+            f"of test_labels.csv's labelled rows {share_text(request.get('test_toxic_share'))} (as written: {found}).",
+            "With the sample's own shares (38.5% toxic), lesson 1's undersampling to 20% toxic would do",
+            "nothing, and at Kaggle's size lessons 5-6 would train on about twice the rows the real download",
+            "gives them.",
+            "train_random_ids.csv lists every row: the whole train.csv is at the natural share, so",
+            "`train_rows=\"natural\"` selects what `\"all\"` does, as on Kaggle's download."]
+
+
+def how_paragraph(request: dict[str, Any]) -> list[str]:
+    """How the rows were drawn: at the source's shares, or at set shares."""
+    common = [f"A copy gets the id `<source id>{SYNTHETIC_SUFFIX}<copy>` and its source row's six labels",
+              "(test_labels.csv: the source's labels)."]
+    if "train_toxic_share" not in request and "test_toxic_share" not in request:
+        return ["How: the source's rows first, unchanged; then whole copies of every row, then a stratified part",
+                "of one more copy (strata: the six labels, and for train.csv whether the row is in",
+                "train_random_ids.csv), so each file keeps the source's class shares. -1 rows of",
+                "test_labels.csv are copied in their share too; a copy of a row listed in train_random_ids.csv",
+                "is listed there too.", *common]
+    return ["How: the source's rows first, unchanged (all of them); then, per class, copies until the",
+            "file holds the set share: toxic copies of the source's toxic rows, non-toxic copies of its",
+            "non-toxic rows, each class by whole copies then a stratified part of one more copy (strata:",
+            "the six labels), so the label mix within a class stays the source's. A file without a set",
+            "share keeps the source's. -1 rows of test_labels.csv (never scored) are kept, not copied.", *common]
+
+
+def uses_source(size: Size, source_rows: tuple[int, int] | None) -> bool:
+    """The size is the source itself: its row counts, its shares."""
+    return (size.train_rows, size.test_rows) == source_rows and not size.shares_set
+
+
 def ensure_data(source_dir: Path, data_root: Path, size: Size, source_rows: tuple[int, int], seed: int,
                 method: str, aug_p: float) -> Path:
     """The data folder for ``size``: the source itself at its own size, else the synthetic folder,
     built once and reused while its manifest holds the same request."""
-    if (size.train_rows, size.test_rows) == source_rows:
+    if uses_source(size, source_rows):
         return source_dir
     folder = data_root / size.label
     if folder.exists():
@@ -393,7 +525,7 @@ def check_reusable(folder: Path, request: dict[str, Any]) -> None:
     manifest_path = folder / MANIFEST
     found = read_json(manifest_path).get("request") if manifest_path.is_file() else None
     if found != request:
-        differ = sorted(key for key in request if (found or {}).get(key) != request[key])
+        differ = sorted(key for key in set(request) | set(found or {}) if (found or {}).get(key) != request.get(key))
         raise ValueError(f"{folder} was built for another request (differs in {differ or 'everything'}); "
                          "remove it, or pass another --data-root")
 
@@ -502,6 +634,9 @@ class SizeResult:
     test_rows: int | None = None
     training_split_rows: int | None = None
     synthetic: bool | None = None
+    toxic_share_train: float | None = None  # of train.csv (lesson 1's count, else the folder's manifest)
+    toxic_share_test: float | None = None  # of the labelled test rows
+    shares: str | None = None  # "source": the sample's (the real sample, the multiples); "set": e.g. Kaggle's
     data_dir: str | None = None
     finished_at: str | None = None
     git_commit: str | None = None
@@ -531,12 +666,18 @@ def data_rows(metrics: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
     """Rows of the size: from lesson 1's record, else from the synthetic folder's manifest."""
     train = metrics.get("data.split_counts.train.toxic"), metrics.get("data.split_counts.train.non_toxic")
     rows = {"train_csv_rows": metrics.get("data.train_csv_rows"), "test_rows": metrics.get("data.test_rows_labelled"),
-            "training_split_rows": sum(train) if None not in train else None}
+            "training_split_rows": sum(train) if None not in train else None,
+            "toxic_share_train": metrics.get("data.class_counts.train_csv.toxic.toxic_share"),
+            "toxic_share_test": metrics.get("data.class_counts.test.toxic.toxic_share")}
     manifest = read_json_or(Path(data_dir) / MANIFEST, None) if data_dir else None
     if isinstance(manifest, dict):
+        written = manifest.get("toxic_share") or {}
         rows["train_csv_rows"] = rows["train_csv_rows"] or manifest["rows"].get("train.csv")
         rows["test_rows"] = rows["test_rows"] or manifest["rows"].get("test.csv")
+        rows["toxic_share_train"] = rows["toxic_share_train"] or written.get("train.csv")
+        rows["toxic_share_test"] = rows["toxic_share_test"] or written.get("test_labels.csv")
     rows["synthetic"] = bool(manifest and manifest.get("synthetic")) if data_dir else None
+    rows["shares"] = (manifest.get("shares", "source") if isinstance(manifest, dict) else "source") if data_dir else None
     return rows
 
 
@@ -666,17 +807,42 @@ def growth_markdown(table: dict[str, Any]) -> list[str]:
 
 
 def sizes_markdown(sizes: list[dict[str, Any]]) -> list[str]:
-    """One line per size: its rows, whether its data is real, its total time and memory, the load."""
-    lines = ["| size | status | train.csv rows | training split rows | test rows | data | lessons' seconds | "
-             "kernel peak MB | load average before (1 min) |", "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    """One line per size: its rows, its class shares, whether its data is real, its total time and
+    memory, the load; then which shares each size has, and why."""
+    lines = ["| size | status | train.csv rows | training split rows | test rows | toxic share train.csv / test | "
+             "data | lessons' seconds | kernel peak MB | load average before (1 min) |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |"]
     for s in sizes:
         walls = [item["wall_seconds"] or 0 for item in s["lessons"].values() if item["status"] in ("ran", "reused")]
         load = ", ".join(f"{item['before'][0]:.2f}" for item in s["load_average"] if item)
         data_kind = {None: "", True: "SYNTHETIC", False: "real"}[s["synthetic"]]
         lines.append(f"| {s['label']} | {s['status']} | {number(s['train_csv_rows'], 0)} | "
-                     f"{number(s['training_split_rows'], 0)} | {number(s['test_rows'], 0)} | {data_kind} | "
-                     f"{number(sum(walls) if walls else None, 0)} | {number(s['kernel_peak_mb'], 0)} | {load} |")
-    return lines
+                     f"{number(s['training_split_rows'], 0)} | {number(s['test_rows'], 0)} | {shares_cell(s)} | "
+                     f"{data_kind} | {number(sum(walls) if walls else None, 0)} | {number(s['kernel_peak_mb'], 0)} | {load} |")
+    return lines + ["", SHARES_NOTE]
+
+
+SHARES_NOTE = (
+    "Class shares: the real sample and its multiples (1x, 2x, 4x) keep the sample's shares (toxic comments "
+    "over-represented: 38.5% of train.csv), so the 1x-2x-4x series measures growth on one pipeline (lesson 1's "
+    "undersampling to 20% toxic leaves their training split as it is). `kaggle` has Kaggle's own shares "
+    f"({KAGGLE_TRAIN_TOXIC_SHARE:.2%} of train.csv, {KAGGLE_TEST_TOXIC_SHARE:.2%} of the labelled test rows), so "
+    "it costs what the real download costs: lesson 1 undersamples its training split to 20% toxic, and lessons "
+    "5-6 train on about half the rows the sample's shares would give. The step into `kaggle` therefore changes "
+    "the training split's make-up as well as the size (lesson 1's training split is counted after the "
+    "undersampling).")
+
+
+def shares_cell(size: dict[str, Any]) -> str:
+    """``38.48% / 47.69% (the source's)`` or ``9.58% / 9.52% (set: Kaggle's)``."""
+    train, test = size.get("toxic_share_train"), size.get("toxic_share_test")
+    if train is None and test is None:
+        return ""
+    shown = " / ".join("?" if value is None else f"{value:.2%}" for value in (train, test))
+    kaggle = (train is not None and abs(train - KAGGLE_TRAIN_TOXIC_SHARE) < 5e-4
+              and test is not None and abs(test - KAGGLE_TEST_TOXIC_SHARE) < 5e-4)
+    chosen = {"source": "the source's", "set": "set: Kaggle's" if kaggle else "set"}.get(size.get("shares"), "")
+    return f"{shown} ({chosen})" if chosen else shown
 
 
 def markdown(record: dict[str, Any]) -> list[str]:
@@ -744,15 +910,17 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_line(size: Size, source_dir: Path, data_root: Path, source_rows: tuple[int, int], request: dict[str, Any],
               report: Path, arguments: list[str]) -> str:
     """What ``--dry-run`` says about one size."""
-    if (size.train_rows, size.test_rows) == source_rows:
+    if uses_source(size, source_rows):
         data_note = f"the real rows in {source_dir}"
     elif (data_root / size.label).exists():
         data_note = f"reuse {data_root / size.label}"
     else:
         data_note = (f"build {data_root / size.label}: +{size.train_rows - source_rows[0]:,} train and "
                      f"+{size.test_rows - source_rows[1]:,} test synthetic rows ({request['method']!r}, seed {request['seed']})")
+    shares = (f"toxic share: train {share_text(size.train_toxic_share)}, test {share_text(size.test_toxic_share)}"
+              if size.shares_set else "toxic share: the source's")
     verdict = "skip (finished with this command)" if finished(report, arguments) else "run (lessons finished before are reused)"
-    return (f"{size.label}: {size.train_rows:,} train.csv rows, {size.test_rows:,} test rows; data: {data_note}\n"
+    return (f"{size.label}: {size.train_rows:,} train.csv rows, {size.test_rows:,} test rows; {shares}; data: {data_note}\n"
             f"    {verdict}: {sys.executable} -m toxhelpers run {' '.join(arguments)}")
 
 
@@ -776,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = 0
     for size in sizes:
         report = report_folder(reports, size.label)
-        data_dir = source_dir if (size.train_rows, size.test_rows) == source_counts else data_root / size.label
+        data_dir = source_dir if uses_source(size, source_counts) else data_root / size.label
         arguments = run_arguments(data_dir, report, args.only, args.params)
         if args.dry_run:
             request = build_request(source_dir, size, args.seed, args.method, args.aug_p)

@@ -139,6 +139,72 @@ def test_copies_made_by_the_project_augmenter_are_reproducible_and_keep_their_wo
     assert (originals["comment_text"].to_numpy() != copies["comment_text"].to_numpy()).any()
 
 
+def kaggle_like(train_rows: int = 100, test_rows: int = 32) -> scaling.Size:
+    """Kaggle's shares on the fixture's scale: 10 of 100 training rows toxic (the fixture has 8), 3 of
+    the 30 labelled test rows (it has 2; its 2 unscored rows are kept, not copied)."""
+    return scaling.Size("k", train_rows, test_rows, scaling.KAGGLE_TRAIN_TOXIC_SHARE, scaling.KAGGLE_TEST_TOXIC_SHARE)
+
+
+def test_a_kaggle_like_folder_has_kaggles_class_shares_from_the_sources_rows(source: Path, tmp_path: Path):
+    folder = tmp_path / "kaggle"
+    manifest = scaling.build_folder(source, folder, kaggle_like(), method="tagging", make_perturbation=tagging)
+    found = data.DataSource(folder, "parameter")
+    train, (test, unscored) = data.load_train(found), data.load_test(found)  # the lessons' own readers
+    assert len(train) == 100 and len(test) == 30 and unscored == 2 and len(raw(folder, "test.csv")) == 32
+    # The requested shares, within one row (here: exactly the rounded count).
+    assert abs(train["toxic"].sum() - 0.0958 * 100) <= 1 and train["toxic"].sum() == 10
+    assert abs(test["toxic"].sum() - 0.0952 * 30) <= 1 and test["toxic"].sum() == 3
+    # Originals first and unchanged, then copies carrying their source row's six labels.
+    original = raw(source, "train.csv")
+    assert raw(folder, "train.csv").iloc[:20].equals(original)
+    for frame, source_frame in ((train, data.load_train(data.DataSource(source, "parameter"))),
+                                (raw(folder, "test_labels.csv"), raw(source, "test_labels.csv"))):
+        by_id = source_frame.set_index("id")[LABELS].astype(int)
+        sources = frame["id"].str.replace(r"_syn\d+$", "", regex=True)
+        assert (frame[LABELS].astype(int).to_numpy() == by_id.loc[sources].to_numpy()).all()
+        assert frame["id"].is_unique
+    assert list(raw(folder, "test.csv")["id"]) == list(raw(folder, "test_labels.csv")["id"])
+    assert sum("_syn" in i for i in raw(folder, "test_labels.csv").query("toxic == '-1'")["id"]) == 0  # not copied
+    # The toxic copies keep the toxic rows' label mix: 2 extra toxic rows from the 4/3/1 patterns.
+    assert patterns(train) == Counter({(0,) * 6: 90, (1, 0, 0, 0, 0, 0): 5, (1, 0, 1, 0, 1, 0): 4, (1, 1, 1, 0, 1, 1): 1})
+    # The whole train.csv is at the natural share: the random draw lists every row.
+    assert list(raw(folder, data.RANDOM_IDS_FILE)["id"]) == list(raw(folder, "train.csv")["id"])
+    assert data.select_train_rows(train, found, "natural").equals(train)
+    assert manifest["shares"] == "set" and manifest["toxic_share"] == {"train.csv": 0.1, "test_labels.csv": 0.1}
+    assert manifest["request"]["train_toxic_share"] == scaling.KAGGLE_TRAIN_TOXIC_SHARE
+    readme = (folder / "README.md").read_text()
+    assert "Class shares: SET" in readme and "train.csv 9.58%" in readme and "rows 9.52%" in readme
+
+
+def test_a_folder_at_the_sources_shares_says_so_and_is_reused_apart_from_a_kaggle_like_one(source: Path, tmp_path: Path):
+    manifest = build(source, tmp_path / "2x", 40, 20)
+    assert manifest["shares"] == "source" and "train_toxic_share" not in manifest["request"]
+    assert manifest["toxic_share"] == {"train.csv": 0.4, "test_labels.csv": 0.25}
+    assert "Class shares: the source's, kept on purpose" in (tmp_path / "2x" / "README.md").read_text()
+    root = tmp_path / "data"
+    scaling.build_folder(source, root / "k", kaggle_like(), seed=42, method="random_swap", make_perturbation=tagging)
+    with pytest.raises(ValueError, match=r"differs in \['test_toxic_share', 'train_toxic_share'\]"):
+        scaling.ensure_data(source, root, scaling.Size("k", 100, 32), (20, 10), 42, "random_swap", 0.1)
+    assert scaling.ensure_data(source, root, kaggle_like(), (20, 10), 42, "random_swap", 0.1) == root / "k"
+    # At the source's own row counts but other shares, the source itself would be wrong: it is built.
+    assert not scaling.uses_source(kaggle_like(20, 10), (20, 10)) and scaling.uses_source(scaling.Size("1x", 20, 10), (20, 10))
+
+
+def test_class_shares_hold_within_one_row_at_any_size_and_cannot_shrink_a_class():
+    classes = [1] * 385 + [0] * 615  # the sample's 38.5% toxic
+    strata = [("t", i % 3) if c else ("n", i % 5) for i, c in enumerate(classes)]
+    for target, share in ((11_184, 0.0958), (2_001, 0.2), (100_003, 0.0952)):
+        picked = Counter()
+        for copy_number, indices in scaling.share_plan(classes, strata, target, share, (7, 1)):
+            picked.update(classes[i] for i in indices)
+        toxic = 385 + picked[1]
+        assert 385 + 615 + picked[1] + picked[0] == target and abs(toxic - share * target) <= 1, (target, share)
+    with pytest.raises(ValueError, match="need 96 toxic rows; the source has 385"):
+        list(scaling.share_plan(classes, strata, 1_000, 0.0958, 1))
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        list(scaling.share_plan(classes, strata, 5_000, 1.0, 1))
+
+
 def test_it_only_grows_real_data(source: Path, tmp_path: Path):
     with pytest.raises(ValueError, match="below the source"):
         list(scaling.copy_plan(["a", "b", "c"], 2, 42))
@@ -151,7 +217,11 @@ def test_it_only_grows_real_data(source: Path, tmp_path: Path):
 
 def test_sizes_are_multiples_of_the_source_or_kaggles_full_files():
     assert scaling.parse_size("2x", 14_268, 2_338) == scaling.Size("2x", 28_536, 4_676)
-    assert scaling.parse_size("kaggle", 14_268, 2_338) == scaling.Size("kaggle", 159_571, 63_978)
+    kaggle = scaling.parse_size("kaggle", 14_268, 2_338)
+    assert (kaggle.train_rows, kaggle.test_rows) == (159_571, 63_978)
+    assert (round(kaggle.train_toxic_share * 159_571), round(kaggle.test_toxic_share * 63_978)) == (15_294, 6_090)
+    assert f"{kaggle.train_toxic_share:.2%} {kaggle.test_toxic_share:.2%}" == "9.58% 9.52%"
+    assert not scaling.parse_size("4x", 14_268, 2_338).shares_set  # the multiples keep the sample's shares
     for bad in ("0.5x", "two", "x", "4"):
         with pytest.raises(ValueError, match="Nx"):
             scaling.parse_size(bad, 10, 10)
@@ -236,9 +306,26 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     assert "| 09_bias.ipynb | 2,913 | **3,120** (over 3,000) |" in text
     assert "| 4x | not run |" in text
     assert "Rows grew 1x->2x: training x2.00, test x2.00." in text
+    assert "`kaggle` has Kaggle's own shares (9.58% of train.csv, 9.52% of the labelled test rows)" in text
     record = json.loads((tmp_path / "results" / "scaling_2026-12-07.json").read_text())
     assert record["machine"]["cpus"] and record["versions"]["python"]
     assert record["table"]["growth"]["09_bias.ipynb"]["1x->2x"] == pytest.approx(1.0)
+
+
+def test_the_size_table_says_which_class_shares_each_size_has(source: Path, tmp_path: Path):
+    kaggle = {"toxic_share_train": 15_294 / 159_571, "toxic_share_test": 6_090 / 63_978, "shares": "set"}
+    assert scaling.shares_cell(kaggle) == "9.58% / 9.52% (set: Kaggle's)"
+    assert scaling.shares_cell({"toxic_share_train": 0.3848, "toxic_share_test": 0.4769, "shares": "source"}) == \
+        "38.48% / 47.69% (the source's)"
+    # A report on a kaggle-like folder whose lesson 1 did not run: the shares come from the folder's manifest.
+    scaling.build_folder(source, tmp_path / "k", kaggle_like(), method="tagging", make_perturbation=tagging)
+    report = fake_report(tmp_path / "reports", "k", (1.0, 2.0, 3.0), (10, 20, 30), 1)
+    run = json.loads((report / "run.json").read_text())
+    run["parameters"]["data_dir"] = str(tmp_path / "k")
+    (report / "run.json").write_text(json.dumps(run))
+    size = scaling.collect_size("k", report)
+    assert (size.toxic_share_train, size.toxic_share_test, size.shares, size.synthetic) == (0.1, 0.1, "set", True)
+    assert scaling.shares_cell(vars(size)) == "10.00% / 10.00% (set)"
 
 
 def test_a_size_that_finished_with_the_same_command_is_skipped(tmp_path: Path, monkeypatch):
@@ -269,9 +356,10 @@ def test_dry_run_builds_and_runs_nothing(source: Path, tmp_path: Path, monkeypat
     assert scaling.main(["--dry-run", "--source", str(source), "--reports", str(reports),
                          "--sizes", "1x", "2x", "kaggle"]) == 0
     out = capsys.readouterr().out
-    assert f"1x: 20 train.csv rows, 10 test rows; data: the real rows in {source}" in out
-    assert "2x: 40 train.csv rows, 20 test rows; data: build" in out and "+20 train and +10 test" in out
-    assert "kaggle: 159,571 train.csv rows, 63,978 test rows" in out and "--profile full" in out
+    assert f"1x: 20 train.csv rows, 10 test rows; toxic share: the source's; data: the real rows in {source}" in out
+    assert "2x: 40 train.csv rows, 20 test rows; toxic share: the source's; data: build" in out
+    assert "+20 train and +10 test" in out and "--profile full" in out
+    assert "kaggle: 159,571 train.csv rows, 63,978 test rows; toxic share: train 9.58%, test 9.52%" in out
     assert not reports.exists()
 
 

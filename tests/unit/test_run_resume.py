@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -199,6 +200,44 @@ def test_a_moved_or_copied_report_resumes(lessons: Path, profile: Path) -> None:
     assert statuses(run(options(lessons, profile, out=moved))) == {"01_make": "reused", "02_use": "reused"}
     (copy / "artifacts" / "data" / "numbers.json").write_text("[7]")  # the copy is checked on its own files
     assert statuses(run(options(lessons, profile, out=copy)))["01_make"] == "ran"
+
+
+def test_a_reused_notebook_reports_the_time_and_memory_of_the_run_that_executed_it(lessons: Path, profile: Path) -> None:
+    """A reused lesson used to have no peak memory in run.json (benchmarks/scaling.py kept its own
+    copy); the manifest now keeps both costs, and run.json and summary.md give them marked as
+    measured in the earlier run. Only the first run starts kernels."""
+    report = lessons.parent / "report"
+    first = run(options(lessons, profile))
+    assert first.ok
+    ran = {item.name: item for item in first.notebooks}
+    for name, item in ran.items():
+        state = json.loads((report / ".state" / name.replace(".ipynb", ".json")).read_text())
+        assert item.measured_in == "this run" and item.peak_memory_mb > 0
+        assert (state["wall_seconds"], state["peak_memory_mb"]) == (item.wall_seconds, item.peak_memory_mb)
+
+    assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
+    record = {item["name"]: item for item in json.loads((report / "run.json").read_text())["notebooks"]}
+    summary = (report / "summary.md").read_text()
+    for name, item in ran.items():
+        assert record[name]["status"] == "reused" and record[name]["measured_in"] == "earlier run"
+        assert (record[name]["wall_seconds"], record[name]["peak_memory_mb"]) == (item.wall_seconds, item.peak_memory_mb)
+        assert f"| {name} | reused | *{item.wall_seconds:.1f}* | *{item.peak_memory_mb:,.0f}* | unchanged since" in summary
+    assert "peak memory of a notebook" not in summary  # nothing executed in this run
+
+    # A manifest written before peak memory was kept: still reused, its time kept, its memory unknown;
+    # a notebook left out of the run (--only) reports what its manifest holds, marked the same way.
+    state = report / ".state" / "01_make.json"
+    state.write_text(json.dumps({key: value for key, value in json.loads(state.read_text()).items()
+                                 if key != "peak_memory_mb"}))
+    assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
+    record = {item["name"]: item for item in json.loads((report / "run.json").read_text())["notebooks"]}
+    assert record["01_make.ipynb"]["peak_memory_mb"] is None
+    assert record["01_make.ipynb"]["wall_seconds"] == ran["01_make.ipynb"].wall_seconds
+    assert f"| 01_make.ipynb | reused | *{ran['01_make.ipynb'].wall_seconds:.1f}* |  |" in (report / "summary.md").read_text()
+    result = run(options(lessons, profile, only=["1"]))
+    left_out = result.status("02_use")
+    assert (left_out.status, left_out.measured_in, left_out.peak_memory_mb) == (
+        "not selected", "earlier run", ran["02_use.ipynb"].peak_memory_mb)
 
 
 # A stand-in for lesson 6's fit (named like it: the artifact table says whose checkpoints are

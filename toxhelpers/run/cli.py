@@ -30,9 +30,12 @@ Output folder (``--out``, default ``reports/<profile>``)
                           published numbers, data files and weights used, wall time per notebook
     metrics.json          every value the notebooks recorded, ``{"<section>.<key>": value}``
     parameters.yaml       the resolved parameter set (reusable as ``--config``)
-    run.json              status, per-notebook parameters / status / wall time / rerun reason,
-                          package versions, code hash and git commit, data files and pretrained
-                          weights with sha256, peak kernel memory, total wall time
+    run.json              status, per-notebook parameters / status / wall time / peak memory /
+                          rerun reason, package versions, code hash and git commit, data files and
+                          pretrained weights with sha256, peak kernel memory, total wall time. A
+                          reused notebook keeps the wall time and peak memory of the run that
+                          executed it, with ``measured_in: "earlier run"`` ("this run" for one that
+                          executed now; summary.md shows earlier ones in italics)
     notebooks/NN_*.ipynb  the executed notebooks (a failed one is kept, partially executed)
     html/NN_*.html        nbconvert HTML rendering of each executed notebook
     figures/*.png         the figures the notebooks recorded
@@ -54,8 +57,8 @@ Values come from :class:`toxhelpers.recording.Recorder` files (``artifacts/metri
 that the notebooks write, never from scraping cell output.
 
 Resume
-    Rerunning into the same folder skips a notebook when its manifest (``.state/NN_*.json``) says
-    it completed with
+    Rerunning into the same folder skips a notebook when its manifest (``.state/NN_*.json``, which
+    also keeps the execution's wall seconds and peak memory for the report) says it completed with
     (1) the same key: the notebook's cell sources, the parameters it received (``artifacts_dir``
         relative to the report, so a moved or copied report resumes), the toxhelpers code and the
         data shipped with it (every file except this ``run`` package, ``profiles/`` and

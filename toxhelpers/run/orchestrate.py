@@ -34,8 +34,8 @@ from toxhelpers.run.resume import (Context, assess, changed_files, check_earlier
                                    declared_outputs_missing, keep_checkpoints_of_same_attempt, snapshot, utc_now,
                                    write_manifest)
 from toxhelpers.run.run_folder import RunFolder, check_out_folder, locked
-from toxhelpers.run.summary import (NotebookStatus, RunResult, finish_report, print_footer, start_report,
-                                   unfinished_run)
+from toxhelpers.run.summary import (EARLIER_RUN, THIS_RUN, NotebookStatus, RunResult, finish_report, print_footer,
+                                   start_report, unfinished_run)
 
 
 @dataclass
@@ -225,13 +225,16 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
 
 
 def reuse(ctx: Context, notebook: Path, status: NotebookStatus, counter: str) -> None:
-    """Count an up-to-date notebook's earlier results as this run's."""
+    """Count an up-to-date notebook's earlier results as this run's; its wall time and peak memory
+    are those its manifest kept from the run that executed it (``measured_in`` says so)."""
     manifest = ctx.manifest(notebook) or {}
     status.status, status.current = "reused", True
     status.reason = f"unchanged since {manifest.get('finished_at')}"
     status.wall_seconds, status.sections = manifest.get("wall_seconds"), manifest.get("sections", [])
+    status.peak_memory_mb, status.measured_in = manifest.get("peak_memory_mb"), EARLIER_RUN
+    memory = "" if status.peak_memory_mb is None else f", peak memory {status.peak_memory_mb:,.0f} MB"
     say(f"{counter} {notebook.name} reused: unchanged since {manifest.get('finished_at')} "
-        f"(ran in {status.wall_seconds or 0:.1f}s; --force reruns it)")
+        f"(ran in {status.wall_seconds or 0:.1f}s{memory}; --force reruns it)")
 
 
 def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: str, force: bool = False) -> bool:
@@ -242,6 +245,7 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     keep_checkpoints_of_same_attempt(ctx, notebook, before, force)
     began = time.monotonic()
     watch, running = PeakMemory(), CellWatch()
+    status.measured_in = THIS_RUN
     try:
         with watch:
             execute(ctx, notebook, output, running)
@@ -269,7 +273,7 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
                                  f"{expected}), so it is not recorded as complete; did it write them elsewhere "
                                  "(e.g. a TF_CONFIG for another worker)?")
         return False
-    manifest = write_manifest(ctx, notebook, before, wall)
+    manifest = write_manifest(ctx, notebook, before, wall, status.peak_memory_mb)
     status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
     status.sections = manifest["sections"]
     return True
@@ -292,7 +296,8 @@ def mark_unselected(ctx: Context, statuses: dict[str, NotebookStatus]) -> None:
         current, reason = assess(ctx, notebook)
         manifest = ctx.manifest(notebook) or {}
         item.current, item.sections = current, manifest.get("sections", [])
-        item.wall_seconds = manifest.get("wall_seconds")
+        item.wall_seconds, item.peak_memory_mb = manifest.get("wall_seconds"), manifest.get("peak_memory_mb")
+        item.measured_in = EARLIER_RUN
         item.reason = ("not selected; results from an earlier run are current" if current
                        else f"not selected; stale: {reason}")
 

@@ -24,6 +24,7 @@ from toxhelpers.run.resume import Context, utc_now
 from toxhelpers.run.run_folder import RunFolder
 
 SUMMARY_VERSIONS = ("python", "tensorflow", "transformers", "toxhelpers")
+THIS_RUN, EARLIER_RUN = "this run", "earlier run"  # NotebookStatus.measured_in
 ARTICLE = {"test accuracy": 0.9218, "test ROC-AUC": 0.969, "majority baseline (full Kaggle test)": 0.9048}
 
 
@@ -36,6 +37,9 @@ class NotebookStatus:
     reason: str = ""
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None  # its kernel and the kernel's children, at their largest
+    # Where wall_seconds and peak_memory_mb were measured: "this run" (it executed now), "earlier run"
+    # (reused, or not selected: the execution its manifest records), None (no execution to report).
+    measured_in: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)
     current: bool = False  # its artifacts are complete and match its inputs
@@ -177,6 +181,14 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _measured(item: NotebookStatus, text: str | None) -> str:
+    """A notebook's wall time or memory for the summary: empty when unknown, in italics when it was
+    measured in an earlier run (a reused notebook did not spend it now)."""
+    if text is None:
+        return ""
+    return f"*{text}*" if item.measured_in == EARLIER_RUN else text
+
+
 def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, dict[str, Any]]],
                      run_record: dict[str, Any]) -> str:
     """The one-page summary: headline table, inputs, wall times."""
@@ -188,7 +200,8 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
                  + (f" by {run_record['stopped_by']}" if run_record.get("stopped_by") else "")
                  + (f" ({', '.join(filter(None, (failure.notebook, failure.cell)))}: {_md(failure.error)})"
                     if failure else ""))
-    memory = max((item.peak_memory_mb or 0 for item in result.notebooks), default=0)
+    memory = max((item.peak_memory_mb or 0 for item in result.notebooks if item.measured_in == THIS_RUN),
+                 default=0)  # what this run's executions took, not a reused notebook's earlier peak
     lines.append(f"- **Finished:** {run_record['finished_at']} · wall time {run_record['wall_seconds']:.0f} s"
                  + (f" · peak memory of a notebook {memory:,.0f} MB" if memory else ""))
     source = run_record.get("data_source") or {}
@@ -226,11 +239,12 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
     for what, sections, path, sha in input_rows(run_record["inputs"]):
         lines.append(f"| {_md(what)} | {_md(sections)} | `{_md(path)}` | `{sha[:16]}` |")
     lines += ["", "## Notebooks", "", "Peak memory: the notebook's kernel and any process it started, at their "
-              "largest together (a reused notebook did not run now).", "",
+              "largest together. *In italics*: measured in the earlier run that executed a reused (or not "
+              "selected) notebook, not spent in this run.", "",
               "| Notebook | Status | Wall time (s) | Peak memory (MB) | Note |", "|---|---|---:|---:|---|"]
     for item in result.notebooks:
-        wall = "" if item.wall_seconds is None else f"{item.wall_seconds:.1f}"
-        memory = "" if item.peak_memory_mb is None else f"{item.peak_memory_mb:,.0f}"
+        wall = _measured(item, None if item.wall_seconds is None else f"{item.wall_seconds:.1f}")
+        memory = _measured(item, None if item.peak_memory_mb is None else f"{item.peak_memory_mb:,.0f}")
         lines.append(f"| {item.name} | {item.status} | {wall} | {memory} | {_md(item.reason)} |")
     lines += ["", "Everything recorded is in `metrics.json`; parameters in `parameters.yaml`; versions, "
               "inputs with full sha256 and timings in `run.json`; executed notebooks in `notebooks/` "

@@ -32,9 +32,10 @@ its size; the record's size table says which shares each size has.
 Each size runs ``python -m toxhelpers run --profile full --data-dir <folder> --out
 <reports>/scale-<size>`` with this interpreter (``--only`` and ``-p`` passed through). Rerunning
 resumes: a size whose report finished with the same command is skipped, and ``toxhelpers run``
-itself reuses the lessons it finished. A reused lesson has no peak memory in run.json, so after
-every invocation the lessons that ran are kept in ``<reports>/scale-<size>.measured.json`` and the
-table takes a reused lesson's peak from there. The record goes to
+itself reuses the lessons it finished: run.json gives a reused lesson the wall seconds and peak
+memory of the invocation that executed it (``measured_in: "earlier run"``), and the table counts
+them. Each invocation (arguments, exit status, seconds, load average before and after) is kept in
+``<reports>/scale-<size>.measured.json``, beside the report. The record goes to
 ``benchmarks/results/scaling_<date>.{json,md}``: per lesson and size the wall seconds, peak MB,
 seconds per 1,000 training rows, and the growth exponent between consecutive sizes
 (log(time ratio) / log(row ratio): 1 is linear, above it the lesson grows faster than the data).
@@ -556,18 +557,17 @@ def read_json_or(path: Path, default: Any) -> Any:
         return default
 
 
-def remember(report: Path, invocation: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Keep what the lessons that RAN recorded (wall seconds, peak MB) and this invocation, since
-    a later resume lists them as reused, without their peak memory."""
-    kept = read_json_or(measured_path(report), {"lessons": {}, "invocations": []})
+def remember(report: Path, invocation: dict[str, Any]) -> dict[str, Any]:
+    """Keep this invocation (its load average goes into the record) and, when it completed the
+    report, its arguments: :func:`finished` skips the size next time. Lessons' costs need no
+    copy here: run.json keeps a reused lesson's wall seconds and peak memory."""
+    kept = read_json_or(measured_path(report), {"invocations": []})
     run = read_json_or(report / "run.json", {})
-    for item in run.get("notebooks", []) if isinstance(run, dict) else []:
-        if item.get("status") == "ran" and item.get("peak_memory_mb") is not None:
-            kept["lessons"][item["name"]] = {key: item.get(key) for key in ("wall_seconds", "peak_memory_mb")}
-    if invocation is not None:
-        kept["invocations"].append(invocation)
-        if invocation.get("exit_status") == 0 and run.get("status") == "complete":
-            kept["completed"] = {"arguments": invocation["arguments"], "finished_at": run.get("finished_at")}
+    if not isinstance(run, dict):
+        run = {}
+    kept.setdefault("invocations", []).append(invocation)
+    if invocation.get("exit_status") == 0 and run.get("status") == "complete":
+        kept["completed"] = {"arguments": invocation["arguments"], "finished_at": run.get("finished_at")}
     if report.exists():
         write_json(kept, measured_path(report))
     return kept
@@ -599,7 +599,6 @@ def launch(command: list[str]) -> int:
 
 def run_size(report: Path, arguments: list[str]) -> int:
     """One ``toxhelpers run`` for one size, unless it already finished; its exit status."""
-    remember(report)  # an interrupted earlier invocation left its lessons in run.json
     if finished(report, arguments):
         say(f"{report.name}: finished earlier with the same command, skipped")
         return 0
@@ -620,7 +619,6 @@ class LessonResult:
     status: str
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None
-    peak_from: str = "run.json"  # or the .measured.json kept from an earlier invocation
 
 
 @dataclass
@@ -645,20 +643,15 @@ class SizeResult:
     lessons: dict[str, LessonResult] = field(default_factory=dict)
 
 
-def lesson_results(run: dict[str, Any], kept: dict[str, Any]) -> dict[str, LessonResult]:
-    """Each lesson's wall time and peak memory; a reused lesson's peak from the kept record of the
-    invocation that ran it (the same execution: its wall seconds match)."""
+def lesson_results(run: dict[str, Any]) -> dict[str, LessonResult]:
+    """Each lesson's wall time and peak memory as run.json gives them: a reused lesson's are those
+    of the invocation that executed it (a report whose lesson manifests predate that has no peak
+    for a reused lesson: its cell stays empty)."""
     results = {}
     for item in run.get("notebooks", []):
         status = item.get("status", "?")
-        if status not in ("ran", "reused"):
-            results[item["name"]] = LessonResult(status)
-            continue
-        result = LessonResult(status, item.get("wall_seconds"), item.get("peak_memory_mb"))
-        earlier = kept.get("lessons", {}).get(item["name"], {})
-        if result.peak_memory_mb is None and earlier.get("wall_seconds") == result.wall_seconds:
-            result.peak_memory_mb, result.peak_from = earlier.get("peak_memory_mb"), "measured.json"
-        results[item["name"]] = result
+        results[item["name"]] = (LessonResult(status, item.get("wall_seconds"), item.get("peak_memory_mb"))
+                                 if status in ("ran", "reused") else LessonResult(status))
     return results
 
 
@@ -693,7 +686,7 @@ def collect_size(label: str, report: Path) -> SizeResult:
                       finished_at=run.get("finished_at"), git_commit=(run.get("code") or {}).get("git_commit"),
                       kernel_peak_mb=(run.get("peak_memory_mb") or {}).get("kernels"),
                       load_average=[item.get("load_average") for item in kept.get("invocations", [])],
-                      lessons=lesson_results(run, kept))
+                      lessons=lesson_results(run))
 
 
 def growth_exponent(seconds: tuple[float | None, float | None], rows: tuple[int | None, int | None]) -> float | None:

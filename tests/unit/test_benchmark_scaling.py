@@ -280,10 +280,12 @@ def fake_report(reports: Path, label: str, times: tuple[float, float, float], pe
 def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: Path, monkeypatch):
     reports = tmp_path / "reports"
     fake_report(reports, "1x", (50.0, 100.0, 600.0), (363, 1562, 2913), 1)
-    # 2x resumed: lesson 5 reused, its peak only in the .measured.json its first invocation left.
-    doubled = fake_report(reports, "2x", (50.0, 400.0, 1200.0), (363, None, 3120), 2, ("ran", "reused", "ran"))
-    scaling.measured_path(doubled).write_text(json.dumps(
-        {"lessons": {"05_training.ipynb": {"wall_seconds": 400.0, "peak_memory_mb": 1600}}, "invocations": []}))
+    # 2x resumed: lesson 5 reused, with the time and peak of the invocation that executed it (as
+    # toxhelpers run reports a reused lesson); lesson 1 as in an older report: reused, its peak unknown.
+    doubled = fake_report(reports, "2x", (50.0, 400.0, 1200.0), (None, 1600, 3120), 2, ("reused", "reused", "ran"))
+    run = json.loads((doubled / "run.json").read_text())
+    run["notebooks"][1]["measured_in"] = "earlier run"
+    (doubled / "run.json").write_text(json.dumps(run))
     sizes = [scaling.collect_size(label, reports / f"scale-{label}") for label in ("1x", "2x", "4x")]
     table = scaling.build_table(sizes)
     assert table["row_basis"] == "training_split_rows" and table["rows"] == {"1x": 850, "2x": 1700}
@@ -293,7 +295,10 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     assert growth == pytest.approx({"01_data.ipynb": 0.0, "05_training.ipynb": 2.0, "09_bias.ipynb": 1.0})
     training = table["lessons"]["05_training.ipynb"]
     assert training["1x"]["seconds_per_1000_rows"] == pytest.approx(100 / 850 * 1000)
-    assert training["2x"]["peak_memory_mb"] == 1600 and training["2x"]["peak_from"] == "measured.json"
+    assert (training["2x"]["status"], training["2x"]["peak_memory_mb"], training["2x"]["wall_seconds"]) == (
+        "reused", 1600, 400.0)
+    first = table["lessons"]["01_data.ipynb"]["2x"]
+    assert (first["status"], first["wall_seconds"], first["peak_memory_mb"]) == ("reused", 50.0, None)
     assert table["flags"]["over_memory"] == [{"lesson": "09_bias.ipynb", "size": "2x", "peak_memory_mb": 3120}]
     assert table["flags"]["faster_than_linear"] == [{"lesson": "05_training.ipynb", "step": "1x->2x", "exponent": 2.0}]
 
@@ -304,6 +309,7 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     assert "| 05_training.ipynb | 0.00 | **2.00** |" not in text  # exponents are per step, not per size
     assert "| 05_training.ipynb | **2.00** |" in text
     assert "| 09_bias.ipynb | 2,913 | **3,120** (over 3,000) |" in text
+    assert "| 05_training.ipynb | 1,562 | 1,600 |" in text and "| 01_data.ipynb | 363 |  |" in text
     assert "| 4x | not run |" in text
     assert "Rows grew 1x->2x: training x2.00, test x2.00." in text
     assert "`kaggle` has Kaggle's own shares (9.58% of train.csv, 9.52% of the labelled test rows)" in text
@@ -345,7 +351,7 @@ def test_a_size_that_finished_with_the_same_command_is_skipped(tmp_path: Path, m
     assert calls[0][:4] == [sys.executable, "-m", "toxhelpers", "run"]
     assert scaling.run_size(report, arguments) == 0 and len(calls) == 1  # finished: skipped
     kept = json.loads(scaling.measured_path(report).read_text())
-    assert kept["lessons"]["09_bias.ipynb"] == {"wall_seconds": 3.0, "peak_memory_mb": 30}
+    assert set(kept) == {"invocations", "completed"}  # the lessons' costs are in run.json
     assert kept["invocations"][0]["exit_status"] == 0 and len(kept["invocations"][0]["load_average"]["before"]) == 3
     assert not scaling.finished(report, arguments[:-2])  # another command: toxhelpers run again (it resumes)
 

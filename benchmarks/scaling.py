@@ -68,7 +68,7 @@ import pandas as pd  # noqa: E402
 
 from toxhelpers import data  # noqa: E402
 from toxhelpers.artifacts import read_json, sha256_file, write_json, write_text  # noqa: E402
-from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, RANDOM_IDS_FILE, TEXT_COLUMN  # noqa: E402
+from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, RANDOM_IDS_FILE, SYNTHETIC_MANIFEST, TEXT_COLUMN  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "full"
@@ -82,7 +82,7 @@ BUILDER_VERSION = 1  # bump when the same request would build other data files (
 MEMORY_FLAG_MB = 3000  # an 8 GB laptop's budget per lesson (the lean walkthrough's goal)
 FASTER_THAN_LINEAR = 1.1  # growth exponents above this are flagged (1.0 is linear; timing noise ~0.1)
 SYNTHETIC_SUFFIX = "_syn"
-MANIFEST = "synthetic.json"
+MANIFEST = SYNTHETIC_MANIFEST  # lesson 1 and the model card call such a folder synthetic
 TRAIN_COLUMNS = (ID_COLUMN, TEXT_COLUMN, *LABEL_COLUMNS)
 
 # (text, source id, copy number) -> the synthetic text; seeded inside, so the same call gives the same text.

@@ -35,6 +35,8 @@ DATA_DIR_ENV = "TOXHELPERS_DATA_DIR"
 # and its parents (so it is found from the repository root and from notebooks/).
 CONVENTIONAL_DIR = Path("data") / "jigsaw-toxic-comment-classification-challenge"
 RANDOM_IDS_FILE = "train_random_ids.csv"
+# Written by benchmarks/scaling.py into folders of synthetic rows (made for cost measurement only).
+SYNTHETIC_MANIFEST = "synthetic.json"
 # Kaggle's full files: train.csv rows, and test rows with labels (test_labels.csv without -1 rows);
 # of those, the rows with toxic = 1: 9.58% of train.csv and 9.52% of the labelled test rows, the
 # natural shares (the shared sample over-represents toxic comments: 38.5% and 47.7%).
@@ -388,6 +390,9 @@ def describe_data(origin: str, path: str | os.PathLike, train_rows: int | None =
     if origin == SHIPPED_SAMPLE:
         return (f"a small real sample of Kaggle's Jigsaw data shipped with toxhelpers ({counts or path}): "
                 "expect wider intervals than on the full data")
+    if (Path(path) / SYNTHETIC_MANIFEST).is_file():  # benchmarks/scaling.py's rows: Kaggle's size, not its text
+        return (f"SYNTHETIC rows made from real Jigsaw rows to measure cost, not quality, at {path} "
+                f"({SYNTHETIC_MANIFEST} says how)" + (f": {counts}" if counts else ""))
     if (train_rows, test_rows) == (KAGGLE_TRAIN_ROWS, KAGGLE_TEST_ROWS_LABELLED):
         kind = "Kaggle's full download"
     else:

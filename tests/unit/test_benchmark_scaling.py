@@ -116,6 +116,10 @@ def test_the_folder_says_it_is_synthetic_how_it_was_made_and_whose_text_it_is(so
         assert needed in readme, needed
     manifest = json.loads((tmp_path / "2x" / scaling.MANIFEST).read_text())
     assert manifest["synthetic"] is True and manifest["request"]["seed"] == 7
+    # lesson 1, summary.md and the model card describe such a folder as synthetic, not as Jigsaw data
+    described = data.describe_data("data_dir", tmp_path / "2x", 80, 40)
+    assert described.startswith("SYNTHETIC rows") and "80 train.csv rows" in described
+    assert not data.describe_data("data_dir", source, 40, 20).startswith("SYNTHETIC")
 
 
 def test_the_same_seed_builds_the_same_bytes_and_another_seed_another_draw(source: Path, tmp_path: Path):

@@ -39,6 +39,7 @@ LESSONS = {
     "confidence": "10_confidence.ipynb",
     "scaling": "11_scaling_out.ipynb",
     "keras_hub": "12_keras_hub.ipynb",
+    "keras_hub_serving": "13_keras_hub_serving.ipynb",
 }
 
 
@@ -127,7 +128,7 @@ ARTIFACTS = {
                            "the model card: weights, data, uses, metrics with intervals, calibration, limitations"),
     "keras_hub_model": Artifact("keras_hub/classifier.keras", "keras_hub", "keras3.load_classifier",
                                 "the same recipe fine-tuned on Keras 3 + KerasHub, as one .keras file"),
-    "keras_hub_onnx": Artifact("keras_hub/classifier.{variant}.onnx", "keras_hub", "serving.OnnxClassifier",
+    "keras_hub_onnx": Artifact("keras_hub_serving/classifier.{variant}.onnx", "keras_hub_serving", "serving.OnnxClassifier",
                                "the Keras 3 classifier as ONNX (fp32, lean route) and its int8 quantization"),
 }
 

@@ -1,4 +1,4 @@
-"""Keras 3 + KerasHub (lesson 12): the lesson's own Keras 3 code, and its plumbing.
+"""Keras 3 + KerasHub (lessons 12-13): lesson 12's own Keras 3 code, and the plumbing of both.
 
 Lesson 12 writes out what changes on Keras 3 (``#@save`` cells, copied here with the same text):
 the sentence encoder on a KerasHub backbone with lesson 4's pooling, the classifier wiring, and
@@ -48,7 +48,7 @@ def check_keras_hub() -> dict[str, str]:
     """
     if sys.version_info[:2] < KERAS_HUB_PYTHON:
         raise ImportError(f"keras-hub 0.32.0 needs Python {'.'.join(map(str, KERAS_HUB_PYTHON))} or newer; this is "
-                          f"Python {sys.version.split()[0]} (toxhelpers run skips lesson 12 there)")
+                          f"Python {sys.version.split()[0]} (toxhelpers run skips lessons 12-13 there)")
     from toxhelpers.tf_setup import _native_stderr_silenced
 
     with _native_stderr_silenced():  # TensorFlow's C++ start-up lines again, for the text ops

@@ -60,12 +60,13 @@ def test_the_transformer_beats_tfidf_where_toxic_comments_are_rare(full_run: dic
 
 
 def test_keras_hub_lesson_matches_lesson_6_and_its_int8_model_agrees(full_run: dict) -> None:
-    """Issue 24's bar for lesson 12 (Keras 3 + KerasHub): validation ROC-AUC within 0.003 of lesson
-    6's in the same run, and its ONNX int8 model within 0.002 test ROC-AUC of the Keras 3 model."""
+    """Issue 24's bar for lessons 12-13 (Keras 3 + KerasHub): validation ROC-AUC within 0.003 of
+    lesson 6's in the same run, its ONNX int8 model (lesson 13) within 0.002 test ROC-AUC of the
+    Keras 3 model."""
     import sys
 
     if sys.version_info < (3, 11):
         pytest.skip("lesson 12 needs Python 3.11 (keras-hub 0.32.0)")
     assert full_run["keras_hub.validation.at_0.5.roc_auc"] == pytest.approx(
         full_run["finetuning.validation.at_0.5.roc_auc"], abs=0.003)
-    assert abs(full_run["keras_hub.onnx_int8.roc_auc_difference"]) <= 0.002
+    assert abs(full_run["keras_hub_serving.onnx_int8.roc_auc_difference"]) <= 0.002

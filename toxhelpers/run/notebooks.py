@@ -56,7 +56,7 @@ def unmet_requirement(notebook: Path, python: tuple[int, ...] | None = None) -> 
 
     A lesson that needs a newer Python than the rest says so in its notebook metadata,
     ``{"toxhelpers": {"requires_python": "3.11", "requires_why": "keras-hub 0.32.0 needs it"}}``
-    (lesson 12: keras-hub); the run skips it with this one line instead of failing on an import.
+    (lessons 12-13: keras-hub); the run skips it with this one line instead of failing on an import.
     """
     try:
         metadata = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("toxhelpers", {})

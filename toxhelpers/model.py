@@ -365,7 +365,7 @@ def require_saved_classifier(folder: str | os.PathLike) -> Path:
 # "model" (04: the head and the recipe), "phase1" (05: the trained head), "finetuned" (06: + the
 # threshold); "scaled" (11) is lesson 6's training again, under a tf.distribute strategy.
 STAGES = ("model", "phase1", "finetuned", "scaled")
-PREDICTION_STAGES = ("phase1", "finetuned", "scaled")
+PREDICTION_STAGES = ("phase1", "finetuned", "scaled", "keras_hub")
 
 
 def load_spec(artifacts_dir: str | os.PathLike, stage: str = "model") -> ClassifierSpec:
@@ -445,7 +445,8 @@ def save_predictions(artifacts_dir: str | os.PathLike, split: str, ids: Any, lab
                      threshold: float = 0.5, stage: str = "finetuned") -> Path:
     """Write a split's probabilities (columns id, label, probability, predicted) so later lessons
     read them instead of running the model again: phase 1's (``stage="phase1"``, lesson 5), the
-    fine-tuned model's (``"finetuned"``, lesson 6) or lesson 11's (``"scaled"``)."""
+    fine-tuned model's (``"finetuned"``, lesson 6), lesson 11's (``"scaled"``) or lesson 12's
+    Keras 3 model's (``"keras_hub"``), which lesson 13 compares its ONNX files with."""
     from toxhelpers.artifacts import write_predictions
 
     name = f"{_checked_stage(stage, PREDICTION_STAGES)}_predictions"

@@ -44,7 +44,8 @@ def test_no_assert_and_recording_in_one_cell(notebook: Path) -> None:
     ("05", ".compile("), ("05", ".fit("),
     ("06", ".compile("), ("06", ".fit("),
     ("12", "Backbone.from_preset("), ("12", "Sequential.from_config("), ("12", "BinaryFocalCrossentropy("),
-    ("12", ".compile("), ("12", ".fit("), ("12", "export_onnx("),
+    ("12", ".compile("), ("12", ".fit("), ("12", "keras.saving.load_model("),
+    ("13", "export_onnx("), ("13", "quantize_int8("),
 ])
 def test_the_lessons_own_code_is_in_their_cells(number: str, code: str) -> None:
     assert any(code in source for source in code_cells(lesson(number))), f"lesson {number} should show {code}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -93,6 +94,7 @@ def test_lessons_run_on_this_interpreters_kernel_whatever_jupyter_finds(lessons:
     assert not marker.exists()
     kernel = json.loads((out / "run.json").read_text())["kernel"]
     assert kernel["python"] == sys.executable and kernel["python_version"] == sys.version.split()[0]
+    assert 1 <= kernel["cpus_usable"] <= (os.cpu_count() or 1)  # TF-IDF + LR's last digits depend on it
 
 
 def test_a_dead_kernel_is_reported_with_its_cell_and_peak_memory(lessons: Path, profile: Path, capsys) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import platform
 import re
 import sys
@@ -27,10 +28,21 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 ENGINE = "toxhelpers-progress"  # papermill's nbclient engine, reporting each cell to a CellProgress
 
 
-def kernel_description() -> dict[str, str]:
-    """The kernel every notebook runs on, for run.json: this interpreter's ipykernel."""
+def kernel_description() -> dict[str, Any]:
+    """The kernel every notebook runs on, for run.json: this interpreter's ipykernel, and the CPUs
+    it may use. The CPU count belongs with the results: lesson 7's TF-IDF + LR fit differed in the
+    fifth decimal between one CPU (``taskset -c 1``) and two on the same machine and code, so
+    ``--compare-to`` at 1e-6 holds only between runs that saw as many CPUs."""
     return {"name": KERNEL, "python": sys.executable, "python_version": platform.python_version(),
-            "started_as": f"{sys.executable} -m ipykernel_launcher"}
+            "started_as": f"{sys.executable} -m ipykernel_launcher", "cpus_usable": usable_cpus()}
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under ``taskset``), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 @functools.cache

@@ -11,12 +11,16 @@ differences are ~1e-7, and one shuffled batch or a mis-scaled loss moves them by
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from distributed_steps import AGREEMENT, agreement, finish, start
+from distributed_steps import AGREEMENT, PROJECT_ROOT, agreement, finish, start
 from toxhelpers import distribute
 
 

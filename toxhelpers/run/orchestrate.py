@@ -230,11 +230,18 @@ def reuse(ctx: Context, notebook: Path, status: NotebookStatus, counter: str) ->
     manifest = ctx.manifest(notebook) or {}
     status.status, status.current = "reused", True
     status.reason = f"unchanged since {manifest.get('finished_at')}"
-    status.wall_seconds, status.sections = manifest.get("wall_seconds"), manifest.get("sections", [])
-    status.peak_memory_mb, status.measured_in = manifest.get("peak_memory_mb"), EARLIER_RUN
+    status.sections = manifest.get("sections", [])
+    take_earlier_costs(status, manifest)
     memory = "" if status.peak_memory_mb is None else f", peak memory {status.peak_memory_mb:,.0f} MB"
     say(f"{counter} {notebook.name} reused: unchanged since {manifest.get('finished_at')} "
         f"(ran in {status.wall_seconds or 0:.1f}s{memory}; --force reruns it)")
+
+
+def take_earlier_costs(status: NotebookStatus, manifest: dict) -> None:
+    """A notebook not executed now reports the wall time and peak memory its manifest kept from
+    the run that executed it, marked as measured then (None where an old manifest has none)."""
+    status.wall_seconds, status.peak_memory_mb = manifest.get("wall_seconds"), manifest.get("peak_memory_mb")
+    status.measured_in = EARLIER_RUN
 
 
 def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: str, force: bool = False) -> bool:
@@ -296,8 +303,7 @@ def mark_unselected(ctx: Context, statuses: dict[str, NotebookStatus]) -> None:
         current, reason = assess(ctx, notebook)
         manifest = ctx.manifest(notebook) or {}
         item.current, item.sections = current, manifest.get("sections", [])
-        item.wall_seconds, item.peak_memory_mb = manifest.get("wall_seconds"), manifest.get("peak_memory_mb")
-        item.measured_in = EARLIER_RUN
+        take_earlier_costs(item, manifest)
         item.reason = ("not selected; results from an earlier run are current" if current
                        else f"not selected; stale: {reason}")
 
@@ -306,11 +312,12 @@ def dry_run(ctx: Context, selected: list[Path], force: bool) -> RunResult:
     """Print what each selected notebook would receive and whether it would run."""
     statuses = []
     for number, notebook in enumerate(selected, 1):
-        reused, reason = (False, "--force") if force else assess(ctx, notebook)
-        verdict = "would reuse (if earlier notebooks' outputs are unchanged)" if reused else f"would run: {reason}"
         unmet = unmet_requirement(notebook)
         if unmet:
             verdict = f"would skip: {unmet}"
+        else:
+            reused, reason = (False, "--force") if force else assess(ctx, notebook)
+            verdict = "would reuse (if earlier notebooks' outputs are unchanged)" if reused else f"would run: {reason}"
         print(f"[{number}/{len(selected)}] {notebook.name}: {verdict}")
         for key, value in ctx.passed(notebook).items():
             print(f"    {key} = {value!r}")

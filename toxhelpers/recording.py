@@ -19,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import resource
 import sys
 from collections.abc import Mapping
@@ -50,6 +51,27 @@ def peak_memory_mb(who: int = resource.RUSAGE_SELF) -> float:
     notebook, the kernel's). ``who=resource.RUSAGE_CHILDREN``: the largest finished child's."""
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024  # KB on Linux, bytes on macOS
     return resource.getrusage(who).ru_maxrss * scale
+
+
+MEASUREMENT_FIELDS = ("peak_memory_mb",)  # a record's per-execution fields, beside its metrics
+
+
+def is_timing(key: str) -> bool:
+    """Wall-clock measurements (``*_seconds``, ``*_ms``, ``*_per_s``, ``speedup``, ``timing.*``,
+    ``throughput.*``) and the machine's load beside them (``load_average*``) differ from run to
+    run by nature; reproducibility checks and resume skip them."""
+    return re.search(r"(seconds|_ms\b|_per_s\b|speedup|load_average|(^|\.)timing\.|(^|\.)throughput\.)",
+                     key) is not None
+
+
+def reproducible_part(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what differs on every execution (its peak memory, its timing metrics).
+    Two executions that computed the same results have equal reproducible parts, so a later
+    lesson that reads the record need not rerun when only a measurement moved."""
+    kept = {key: value for key, value in record.items() if key not in MEASUREMENT_FIELDS}
+    if isinstance(record.get("metrics"), dict):
+        kept["metrics"] = {key: value for key, value in record["metrics"].items() if not is_timing(key)}
+    return kept
 
 
 def parameters_cell(notebook: str | os.PathLike) -> str:

@@ -64,6 +64,29 @@ def test_data_shipped_in_the_package_is_part_of_the_code_hash(tmp_path: Path, mo
     assert resume.code_hash() != first
 
 
+def test_a_records_measurements_are_not_part_of_its_content_as_an_input(tmp_path: Path) -> None:
+    """A lesson rerun with the same results writes a record that differs only in its peak memory
+    and timings; the lessons reading it used to rerun in a cascade ("input artifacts changed:
+    metrics/make.json"). Its results changing still counts."""
+    record_path = tmp_path / "metrics" / "make.json"
+    record_path.parent.mkdir()
+    record = {"section": "make", "peak_memory_mb": 100.0, "parameters": {"size": 3},
+              "metrics": {"make.total": 6.0, "make.fit_seconds": 1.5}}
+
+    def content(changes: dict) -> tuple[str, str | None]:
+        record_path.write_text(json.dumps({**record, **changes}))
+        info = resume.snapshot(tmp_path, resume.Hasher())["metrics/make.json"]
+        return info["sha256"], resume.input_digest(info)
+
+    first_sha, first = content({})
+    measured_sha, measured = content({"peak_memory_mb": 101.5, "metrics": {**record["metrics"], "make.fit_seconds": 2.0}})
+    assert measured_sha != first_sha and measured == first
+    assert content({"metrics": {**record["metrics"], "make.total": 7.0}})[1] != first
+    assert content({"parameters": {"size": 4}})[1] != first
+    record_path.write_text("{half written")
+    assert resume.input_digest(resume.snapshot(tmp_path, resume.Hasher())["metrics/make.json"]) not in (first, None)
+
+
 def test_resume_skips_unchanged_and_reruns_what_changed(lessons: Path, profile: Path) -> None:
     assert run(options(lessons, profile)).ok
     assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}

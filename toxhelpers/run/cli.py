@@ -66,7 +66,9 @@ Resume
         resolves to (so a newly downloaded data set is not ignored), and the files in each other
         ``*_dir`` folder it receives (``templates_dir``);
     (2) the same inputs: every artifact file that existed when it ran, except files written by
-        itself or by later notebooks, still has the same sha256; and the data files and weights
+        itself or by later notebooks, still has the same sha256 (a lesson's record,
+        ``metrics/<section>.json``, compared without its peak memory and timings, which differ on
+        every execution); and the data files and weights
         its record lists as inputs (``recorder.input``) re-hash the same;
     (3) its outputs intact: every artifact file it created or rewrote, its executed notebook and
         its HTML are present with the recorded sha256, and no file that no lesson wrote sits in a

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from toxhelpers.artifacts import read_json
+from toxhelpers.recording import is_timing
 from toxhelpers.run.errors import UsageError
 
 DEFAULT_TOLERANCE = 1e-3
-
-
-def is_timing(key: str) -> bool:
-    """Wall-clock measurements (``*_seconds``, ``*_ms``, ``*_per_s``, ``speedup``, ``timing.*``,
-    ``throughput.*``) and the machine's load beside them (``load_average*``) differ from run to
-    run by nature; reproducibility checks skip them."""
-    return re.search(r"(seconds|_ms\b|_per_s\b|speedup|load_average|(^|\.)timing\.|(^|\.)throughput\.)",
-                     key) is not None
 
 
 def compare_metrics(left: dict[str, Any], right: dict[str, Any],

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toxhelpers.artifacts import read_json, sha256_file, write_json
+from toxhelpers.recording import reproducible_part
 from toxhelpers.run.parameters import RUNNER_SET, Parameters, notebook_parameters
 from toxhelpers.run.run_folder import RunFolder
 
@@ -39,21 +40,37 @@ class Hasher:
     """sha256 of files, cached by (path, size, mtime, inode) so one state is hashed once."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, int, int, int], str] = {}
+        self._cache: dict[tuple[str, str, int, int, int], str] = {}
 
     def __call__(self, path: Path) -> str:
+        return self._cached(path, "file", sha256_file)
+
+    def record_content(self, path: Path) -> str:
+        """Hash of a lesson's record without its per-execution measurements
+        (:func:`toxhelpers.recording.reproducible_part`); the file's own hash if it is unreadable."""
+        def digest(record_path: Path) -> str:
+            try:
+                return stable_hash(reproducible_part(read_json(record_path)))
+            except (OSError, ValueError):
+                return sha256_file(record_path)
+        return self._cached(path, "record", digest)
+
+    def _cached(self, path: Path, kind: str, compute: Any) -> str:
         stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        key = (kind, str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if key not in self._cache:
-            self._cache[key] = sha256_file(path)
+            self._cache[key] = compute(path)
         return self._cache[key]
 
 
-Snapshot = dict[str, dict[str, Any]]  # {relative path: {"sha256", "mtime_ns"}}
+Snapshot = dict[str, dict[str, Any]]  # {relative path: {"sha256", "mtime_ns"[, "content"]}}
+RECORDS_FOLDER = "metrics"  # artifacts/metrics/<section>.json: the lessons' records
 
 
 def snapshot(folder: Path, hasher: Hasher) -> Snapshot:
-    """{relative path: {sha256, mtime_ns}} of the files under ``folder`` (temp/hidden files skipped)."""
+    """{relative path: {sha256, mtime_ns}} of the files under ``folder`` (temp/hidden files skipped).
+    A lesson's record also gets ``content``: its hash without peak memory and timings, what a later
+    lesson's resume compares (see :func:`input_digest`)."""
     files = {}
     if not folder.is_dir():
         return files
@@ -61,8 +78,17 @@ def snapshot(folder: Path, hasher: Hasher) -> Snapshot:
         relative = path.relative_to(folder)
         if not path.is_file() or any(part.startswith(".") for part in relative.parts) or path.suffix == ".tmp":
             continue
-        files[relative.as_posix()] = {"sha256": hasher(path), "mtime_ns": path.stat().st_mtime_ns}
+        files[relative.as_posix()] = info = {"sha256": hasher(path), "mtime_ns": path.stat().st_mtime_ns}
+        if relative.parts[0] == RECORDS_FOLDER and path.suffix == ".json":
+            info["content"] = hasher.record_content(path)
     return files
+
+
+def input_digest(info: dict[str, Any]) -> str | None:
+    """What counts as an input file's content for resume. For a record, its reproducible part: a
+    rerun lesson that computed the same results but measured another time or peak memory leaves
+    the lessons after it reused (they used to rerun in a cascade). Other files: their sha256."""
+    return info.get("content", info.get("sha256"))
 
 
 def is_tooling(relative: Path) -> bool:
@@ -249,7 +275,7 @@ def assess(ctx: Context, notebook: Path) -> tuple[bool, str]:
         return False, f"artifacts/{_first(planted)} appeared among its outputs, written by no lesson"
     owned = ctx.owned_from(notebook)
     changed = sorted(rel for rel, info in manifest.get("inputs", {}).items()
-                     if rel not in owned and current.get(rel, {}).get("sha256") != info["sha256"])
+                     if rel not in owned and input_digest(current.get(rel, {})) != input_digest(info))
     if changed:
         return False, f"input artifacts changed: {_first(changed)}"
     for path, sha in manifest.get("recorded_inputs", {}).items():
@@ -332,7 +358,7 @@ def keep_checkpoints_of_same_attempt(ctx: Context, notebook: Path, before: Snaps
 
     owned = ctx.owned_from(notebook)
     attempt = {"key": stable_hash(ctx.key_parts(notebook)),
-               "inputs": stable_hash({rel: info["sha256"] for rel, info in before.items() if rel not in owned})}
+               "inputs": stable_hash({rel: input_digest(info) for rel, info in before.items() if rel not in owned})}
     path = ctx.folder.attempt(notebook)
     try:
         previous = read_json(path) if path.is_file() else None

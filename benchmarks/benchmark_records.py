@@ -24,6 +24,8 @@ def save_record(name: str, record: dict, markdown: str | Sequence[str], date: st
 
 def machine() -> dict:
     """What a record was measured on: speeds only compare between records of the same machine."""
+    from toxhelpers.distribute import cpu_description
+
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-            "memory_gb": round(memory / 1024 ** 3, 1) if memory else None}
+            "cpu": cpu_description(), "memory_gb": round(memory / 1024 ** 3, 1) if memory else None}

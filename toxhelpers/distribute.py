@@ -343,6 +343,30 @@ def distribute_dataset(strategy: Any, make_batches: Callable[[], Any]) -> Any:
     return strategy.distribute_datasets_from_function(per_pipeline)
 
 
+LOW_PRECISION_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "amx_fp16")  # /proc/cpuinfo names
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # the instructions that compute in bfloat16 natively
+
+
+def cpu_description(cpuinfo: str | None = None) -> dict[str, Any]:
+    """This CPU's model and its low-precision instruction sets, for run.json and benchmark records.
+    ``bf16``: whether ``mixed_bfloat16`` has native instructions here (``None``: unknown, e.g. not
+    Linux). Without them TensorFlow emulates bfloat16: on a 2-core Xeon without AVX512_BF16 a
+    training step ran 2.5-4x slower than in float32 (benchmarks/results/precision_shapes_*)."""
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {"model": platform.processor() or None, "bf16": None, "low_precision_flags": None}
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines()[:40] if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name") or platform.processor() or None,
+            "bf16": bool(flags & set(BF16_FLAGS)) if flags else None,
+            "low_precision_flags": sorted(flags & set(LOW_PRECISION_FLAGS)) if flags else None}
+
+
 def set_precision(name: str = "float32") -> Any:
     """Set Keras' global dtype policy; every layer built afterwards computes in it. Call before
     building the model. Returns the policy."""

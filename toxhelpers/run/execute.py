@@ -32,9 +32,13 @@ def kernel_description() -> dict[str, Any]:
     """The kernel every notebook runs on, for run.json: this interpreter's ipykernel, and the CPUs
     it may use. The CPU count belongs with the results: lesson 7's TF-IDF + LR fit differed in the
     fifth decimal between one CPU (``taskset -c 1``) and two on the same machine and code, so
-    ``--compare-to`` at 1e-6 holds only between runs that saw as many CPUs."""
+    ``--compare-to`` at 1e-6 holds only between runs that saw as many CPUs. The CPU's model and
+    whether it computes bfloat16 natively belong there too: they decide what lower precision buys."""
+    from toxhelpers.distribute import cpu_description
+
     return {"name": KERNEL, "python": sys.executable, "python_version": platform.python_version(),
-            "started_as": f"{sys.executable} -m ipykernel_launcher", "cpus_usable": usable_cpus()}
+            "started_as": f"{sys.executable} -m ipykernel_launcher", "cpus_usable": usable_cpus(),
+            "cpu": cpu_description()}
 
 
 def usable_cpus() -> int:

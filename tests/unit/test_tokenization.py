@@ -30,6 +30,19 @@ def test_long_comments_are_truncated_to_max_length(tokenizer):
     assert tokenization.token_lengths(tokenizer, ["word " * 300])[0] == 302
 
 
+def test_chunks_give_what_one_tokenizer_call_gives(tokenizer, monkeypatch):
+    """encode and token_lengths tokenize CHUNK_ROWS comments at a time (memory); chunk borders
+    (3 per chunk: a border inside the list and a short last chunk) change no number."""
+    one_call = tokenizer(COMMENTS, max_length=16, truncation=True, padding="max_length",
+                         return_token_type_ids=False, return_tensors="np")
+    lengths = [len(ids) for ids in tokenizer(COMMENTS, truncation=False)["input_ids"]]
+    monkeypatch.setattr(tokenization, "CHUNK_ROWS", 3)
+    encoded = tokenization.encode(tokenizer, COMMENTS, max_length=16)
+    for name in ("input_ids", "attention_mask"):
+        np.testing.assert_array_equal(encoded[name], one_call[name])
+    np.testing.assert_array_equal(tokenization.token_lengths(tokenizer, COMMENTS), lengths)
+
+
 def test_empty_list_and_bad_input(tokenizer):
     assert tokenization.encode(tokenizer, [], max_length=8)["input_ids"].shape == (0, 8)
     with pytest.raises(TypeError, match="single string"):

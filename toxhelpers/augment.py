@@ -385,9 +385,14 @@ def identical_token_share(tokenizer: Any, texts: Sequence[str], others: Sequence
         raise ValueError("texts and others must pair up")
     if not len(texts):
         return float("nan")
-    first = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    second = tokenizer(list(others), add_special_tokens=False)["input_ids"]
-    return float(np.mean([a == b for a, b in zip(first, second)]))
+    from toxhelpers.tokenization import CHUNK_ROWS  # a chunk at a time: the tokenizer's lists are large
+
+    texts, others, same = list(texts), list(others), 0
+    for start in range(0, len(texts), CHUNK_ROWS):
+        first = tokenizer(texts[start:start + CHUNK_ROWS], add_special_tokens=False)["input_ids"]
+        second = tokenizer(others[start:start + CHUNK_ROWS], add_special_tokens=False)["input_ids"]
+        same += sum(a == b for a, b in zip(first, second))
+    return same / len(texts)
 
 
 # --- comparing methods ---------------------------------------------------------------------------

@@ -140,3 +140,15 @@ def test_contextual_code_path_on_a_tiny_random_masked_lm(tiny_masked_lm, one_tor
     train = tiny_splits()["train"]
     balanced, run = oversampling.oversample_toxic(train, augmenter, "contextual", progress=False)
     assert run.rows_added == 6 and balanced[data.TARGET_COLUMN].mean() == 0.5
+
+
+def test_identical_token_share_counts_pairs_across_tokenizer_chunks(tokenizer, monkeypatch):
+    """The share is counted a chunk of comments at a time (memory at Kaggle's size); chunk
+    borders (2 per chunk over 5 pairs) change nothing."""
+    from toxhelpers import tokenization
+
+    texts = ["a cat", "You are rude .", "same words", "hello world", "x"]
+    others = ["a  cat", "You are rude.", "other words", "hello  world", "y"]
+    whole = augment.identical_token_share(tokenizer, texts, others)
+    monkeypatch.setattr(tokenization, "CHUNK_ROWS", 2)
+    assert augment.identical_token_share(tokenizer, texts, others) == whole == 3 / 5

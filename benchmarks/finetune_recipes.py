@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
 from toxhelpers import batches, data, evaluation, model, pretrained, tokenization, training
+from toxhelpers.recording import peak_memory_mb
 from toxhelpers.losses import BinaryFocalLoss
 from toxhelpers.tf_setup import tf, tf_keras
 
@@ -48,10 +48,6 @@ RECIPES = {
     "linear-2-len256": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 2, "max_length": 256},
 }
 DEFAULT_RECIPES = ("constant-1", "linear-1", "linear-1-cap2048", "linear-2")
-
-
-def peak_memory_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_start(artifacts: Path, max_length: int | None):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(inference_markdown(result)), f"\n({time.perf_counter() - started:.0f} s)", flush=True)
     record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": str(args.artifacts),
               "machine": machine(), "versions": recording.package_versions(), "results": {"inference": result},
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": recording.peak_memory_mb()}
     print("record:", write_record(record, "inference_speed", inference_markdown(result), "Inference speed"))
     return 0
 

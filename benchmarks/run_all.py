@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import resource
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": str(args.artifacts),
               "machine": inference_speed.machine(), "versions": recording.package_versions(),
               "training_batch_size": args.batch_size, "results": results, "section_seconds": seconds,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": recording.peak_memory_mb()}
     body = training_markdown({key: value for key, value in results.items() if key != "inference"})
     if "inference" in results:
         body += ["## Inference", "", *inference_speed.inference_markdown(results["inference"])]

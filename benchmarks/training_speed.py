@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {"date": dt.datetime.now().isoformat(timespec="seconds"), "artifacts": str(args.artifacts),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "versions": recording.package_versions(), "batch_size": args.batch_size, "results": results,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_rss_mb": recording.peak_memory_mb()}
     print("record:", write_record(record))
     return 0
 

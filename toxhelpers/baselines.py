@@ -62,17 +62,21 @@ def tfidf_features(features: str = "word+char", max_features: int = 100_000) -> 
 def fit_tfidf_logistic_regression(texts: Sequence[str], labels: Any, C: float = 4.0, features: str = "word+char",
                                   max_features: int = 100_000, seed: int = 42) -> Any:
     """A fitted scikit-learn pipeline, TF-IDF -> logistic regression; ``predict_proba`` scores text."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
     texts = check_texts(texts)
     labels = check_text_labels(labels, texts)
+    pipeline = Pipeline([("tfidf", tfidf_features(features, max_features)), ("classifier", logistic_regression(C, seed))])
+    return pipeline.fit(texts, labels)
+
+
+def logistic_regression(C: float, seed: int = 42) -> Any:
+    """The classifier on the TF-IDF features (unfitted): liblinear, ``C`` the inverse L2 strength."""
+    from sklearn.linear_model import LogisticRegression
+
     if not C > 0:
         raise ValueError(f"C must be positive, got {C!r}")
-    pipeline = Pipeline([("tfidf", tfidf_features(features, max_features)),
-                         ("classifier", LogisticRegression(C=C, max_iter=2000, solver="liblinear",
-                                                           random_state=seed))])
-    return pipeline.fit(texts, labels)
+    return LogisticRegression(C=C, max_iter=2000, solver="liblinear", random_state=seed)
 
 
 def toxic_probability(pipeline: Any, texts: Sequence[str]) -> np.ndarray:
@@ -87,28 +91,26 @@ def choose_tfidf_C(train_texts: Sequence[str], train_labels: Any, validation_tex
 
     Returns the chosen pipeline and a table of validation ROC-AUC and PR-AUC per ``C``.
     """
-    from sklearn.base import clone
     from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.pipeline import Pipeline
 
     if not grid:
         raise ValueError("the grid of C values is empty")
     texts, validation_texts = check_texts(train_texts), check_texts(validation_texts)
     labels, validation_labels = check_text_labels(train_labels, texts), check_text_labels(validation_labels, validation_texts)
-    first = fit_tfidf_logistic_regression(texts, labels, grid[0], features, max_features, seed)
-    train_matrix = first.named_steps["tfidf"].transform(texts)  # the vectoriser does not depend on C
-    validation_matrix = first.named_steps["tfidf"].transform(validation_texts)
+    classifiers = [logistic_regression(C, seed) for C in grid]  # a bad C fails before the long fit
+    vectoriser = tfidf_features(features, max_features)
+    train_matrix = vectoriser.fit_transform(texts)  # once: the vectoriser does not depend on C
+    validation_matrix = vectoriser.transform(validation_texts)
     results, fitted = {}, {}
-    for C in grid:
-        classifier = first.named_steps["classifier"] if C == grid[0] else clone(
-            first.named_steps["classifier"]).set_params(C=C).fit(train_matrix, labels)
-        probabilities = classifier.predict_proba(validation_matrix)[:, 1]
+    for C, classifier in zip(grid, classifiers):
+        probabilities = classifier.fit(train_matrix, labels).predict_proba(validation_matrix)[:, 1]
         results[C] = {"validation_roc_auc": roc_auc_score(validation_labels, probabilities),
                       "validation_pr_auc": average_precision_score(validation_labels, probabilities)}
         fitted[C] = classifier
     table = pd.DataFrame(results).T.rename_axis("C")
     best = float(table["validation_roc_auc"].idxmax())
-    first.steps[-1] = ("classifier", fitted[best])
-    return first, table
+    return Pipeline([("tfidf", vectoriser), ("classifier", fitted[best])]), table
 
 
 # What a saved TF-IDF pipeline may hold: the vectorisers' settings (plain values) and the fitted

@@ -19,6 +19,7 @@ import numpy as np
 
 PADDINGS = ("bucketed", "fixed")
 INPUT_NAMES = ("input_ids", "attention_mask")
+PROGRESS_ROWS = 10_000  # scoring at least this many rows shows a progress bar with the time left
 
 
 def check_batch_size(batch_size: int) -> int:
@@ -218,6 +219,18 @@ def inference_function(model: Any) -> Callable[[dict[str, np.ndarray]], Any]:
     return cached
 
 
+def scoring_progress(rows: int, positions: int, mininterval: float = 5.0) -> Any:
+    """A plain-text progress bar for scoring ``rows`` comments (``None`` under :data:`PROGRESS_ROWS`:
+    a short scoring stays quiet). It counts token positions, not batches: bucketed batches come
+    shortest first, so a count of batches would promise the end far too early."""
+    if rows < PROGRESS_ROWS:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=positions, desc=f"scoring {rows:,} rows", unit="token", unit_scale=True,
+                mininterval=mininterval, ascii=True, leave=True)
+
+
 def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, padding: str = "bucketed",
             step: int = 16) -> Any:
     """Run a Keras model over all rows and return its outputs in the rows' original order.
@@ -244,9 +257,14 @@ def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str,
     else:
         batches = list(_sorted_batches(row_lengths(encoded), batch_size, max_length, step))
     outputs: list[list[np.ndarray]] = []
+    bar = scoring_progress(count, sum(len(rows) * width for rows, width in batches))
     for rows, width in batches:
         result = run({name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32) for name in INPUT_NAMES})
         outputs.append([np.asarray(part) for part in (result if isinstance(result, (list, tuple)) else [result])])
+        if bar is not None:
+            bar.update(len(rows) * width)
+    if bar is not None:
+        bar.close()
     order = np.concatenate([rows for rows, _ in batches])
     restored = []
     for part in zip(*outputs):

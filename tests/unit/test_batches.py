@@ -118,3 +118,17 @@ def test_predict_with_any_backend_equals_keras_batched_prediction(saved_classifi
         batches.predict_with(lambda inputs: classifier(inputs, training=False).numpy()[:, 0], encoded, 3, step=8),
         batches.predict(classifier, encoded, batch_size=3)[:, 0], atol=1e-5)
 
+
+
+def test_a_long_scoring_shows_progress_and_a_short_one_stays_quiet(monkeypatch, capsys):
+    """Scoring Kaggle's 63,978 test rows takes minutes: a bar with the time left (issue 23)."""
+    rng = np.random.default_rng(0)
+    encoded = {"input_ids": rng.integers(1, 100, (40, 16)).astype(np.int32),
+               "attention_mask": (np.arange(16) < rng.integers(2, 17, (40, 1))).astype(np.int32)}
+    score = lambda inputs: inputs["input_ids"][:, :1].astype(np.float32)  # noqa: E731
+    expected = batches.predict_with(score, encoded, batch_size=8)
+    assert "scoring" not in capsys.readouterr().err  # under PROGRESS_ROWS
+    monkeypatch.setattr(batches, "PROGRESS_ROWS", 10)
+    np.testing.assert_array_equal(batches.predict_with(score, encoded, batch_size=8), expected)
+    err = capsys.readouterr().err
+    assert "scoring 40 rows" in err and "100%" in err, err

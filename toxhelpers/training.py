@@ -332,6 +332,9 @@ def examples_per_second(classifier: tf_keras.Model, dataset: Any, rows_per_batch
     return rows_per_batch / seconds_per_step(classifier, dataset, timed_batches, warmup_batches)
 
 
+TIMING_ROWS = 4096  # rows a speed measurement draws its steps from (padding_throughput)
+
+
 def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray], labels: np.ndarray,
                        batch_size: int, timed_batches: int, seed: int = 42,
                        tokens_per_batch: int | None = None) -> dict[str, float]:
@@ -340,8 +343,13 @@ def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray
     Before each timing the model trains one batch of every width that padding produces
     (:func:`batches.warmup_dataset`), so no first-time cost of a new width falls in the timed
     steps. The weights are put back afterwards, but the optimiser has taken steps: compile the
-    model again before training it for real.
+    model again before training it for real. The steps come from a seeded draw of at most
+    ``TIMING_ROWS`` rows: a dataset of every training row (a copy of the arrays and a shuffle
+    buffer of all of them, 150-250 MB at Kaggle's size) to time a handful of steps was waste.
     """
+    if len(labels) > TIMING_ROWS:
+        drawn = np.sort(np.random.default_rng(seed).choice(len(labels), TIMING_ROWS, replace=False))
+        encoded, labels = {name: values[drawn] for name, values in encoded.items()}, np.asarray(labels)[drawn]
     start = classifier.get_weights()
     speed = {}
     for padding in ("fixed", "bucketed"):

@@ -33,8 +33,8 @@ import numpy as np
 
 import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
 from toxhelpers import batches, data, evaluation, model, pretrained, tokenization, training
-from toxhelpers.recording import peak_memory_mb
 from toxhelpers.losses import BinaryFocalLoss
+from toxhelpers.recording import peak_memory_mb
 from toxhelpers.tf_setup import tf, tf_keras
 
 

@@ -83,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             results[lesson][precision] = outcome = run_lesson(args.report, lesson, precision, scratch)
             print(f"lesson {lesson} {precision}: {outcome['wall_seconds']:.1f} s, {outcome['peak_memory_mb']:.0f} MB",
                   flush=True)
-        same = [key for key, value in results[lesson]["float32"]["metrics"].items()
+        differing = [key for key, value in results[lesson]["float32"]["metrics"].items()
                 if key in reference and isinstance(value, float) and abs(value - reference[key]) > 1e-6
                 and not is_timing(key)]
-        print(f"lesson {lesson} float32 vs the report: {len(same)} non-timing metrics differ beyond 1e-6"
-              + (f" ({', '.join(same[:5])})" if same else ""), flush=True)
-        results[lesson]["float32_differs_from_report"] = same
+        print(f"lesson {lesson} float32 vs the report: {len(differing)} non-timing metrics differ beyond 1e-6"
+              + (f" ({', '.join(differing[:5])})" if differing else ""), flush=True)
+        results[lesson]["float32_differs_from_report"] = differing
     lines = ["# float32 against mixed_bfloat16, whole lessons", "",
              f"Machine: {machine()}. Report: {args.report}. Each lesson ran twice back to back "
              "(a copy of the report each time), precisions alternating.", "",

@@ -27,17 +27,47 @@ def shared_sample_dir() -> Path:
                                PROJECT_ROOT.parent / "shared" / "data" / "jigsaw-sample")).resolve()
 
 
+# Session fixtures that cost tens of seconds or minutes: every test using one runs in one xdist
+# worker (the group of the fixture's name), so it is made once, not once per worker. The
+# notebook tier's smoke walkthrough; the one-process reference of the tf.distribute and Ray
+# agreement tests.
+SHARED_IN_ONE_WORKER = ("walkthrough", "one_process")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in SHARED_IN_ONE_WORKER:
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(fixture))
+
+
+def missing(message: str, required_by: str) -> None:
+    """Something a test needs is not on this machine: skip, or fail where the environment
+    variable ``required_by`` is 1 (CI sets it, so a missing prerequisite never skips silently)."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def shared_sample() -> Path:
     """The real Jigsaw rows; skip (or, in CI, fail) when they are not on this machine."""
     folder = shared_sample_dir()
     if not (folder / "train.csv").is_file():
-        message = (f"the shared Jigsaw sample is not at {folder} "
-                   "(set TOXHELPERS_SHARED_SAMPLE to its folder)")
-        if os.environ.get("TOXHELPERS_REQUIRE_SHARED_SAMPLE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"the shared Jigsaw sample is not at {folder} (set TOXHELPERS_SHARED_SAMPLE to its folder)",
+                "TOXHELPERS_REQUIRE_SHARED_SAMPLE")
     return folder
+
+
+@pytest.fixture(scope="session")
+def ray_train() -> None:
+    """Ray Train (the optional ``ray`` extra); skip without it, or fail in CI
+    (``TOXHELPERS_REQUIRE_RAY=1``), which installs it."""
+    try:
+        import ray.train  # noqa: F401
+    except ImportError as error:
+        missing(f"Ray Train is not installed ({error}); install the ray extra", "TOXHELPERS_REQUIRE_RAY")
 
 
 @pytest.fixture(scope="session")

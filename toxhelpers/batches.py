@@ -220,15 +220,13 @@ def inference_function(model: Any) -> Callable[[dict[str, np.ndarray]], Any]:
 
 
 def scoring_progress(rows: int, positions: int, mininterval: float = 5.0) -> Any:
-    """A plain-text progress bar for scoring ``rows`` comments (``None`` under :data:`PROGRESS_ROWS`:
+    """A plain-text progress bar for scoring ``rows`` comments (silent under :data:`PROGRESS_ROWS`:
     a short scoring stays quiet). It counts token positions, not batches: bucketed batches come
     shortest first, so a count of batches would promise the end far too early."""
-    if rows < PROGRESS_ROWS:
-        return None
     from tqdm import tqdm
 
     return tqdm(total=positions, desc=f"scoring {rows:,} rows", unit="token", unit_scale=True,
-                mininterval=mininterval, ascii=True, leave=True)
+                mininterval=mininterval, ascii=True, leave=True, disable=rows < PROGRESS_ROWS)
 
 
 def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, padding: str = "bucketed",
@@ -261,10 +259,8 @@ def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str,
     for rows, width in batches:
         result = run({name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32) for name in INPUT_NAMES})
         outputs.append([np.asarray(part) for part in (result if isinstance(result, (list, tuple)) else [result])])
-        if bar is not None:
-            bar.update(len(rows) * width)
-    if bar is not None:
-        bar.close()
+        bar.update(len(rows) * width)
+    bar.close()
     order = np.concatenate([rows for rows, _ in batches])
     restored = []
     for part in zip(*outputs):

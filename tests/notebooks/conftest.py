@@ -18,12 +18,3 @@ def walkthrough_data() -> Path:
     from toxhelpers import data
 
     return data.sample_data_dir()
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that reads the shared smoke walkthrough runs in one xdist worker, so the
-    walkthrough (a session fixture) is made once; the other notebook tests spread over the workers."""
-    for item in items:
-        if "walkthrough" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("walkthrough"))

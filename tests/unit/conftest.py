@@ -117,15 +117,6 @@ def augmenters(artifacts) -> dict:
     return {name: augment.make_augmenter(name, 0.1, artifacts_dir=artifacts) for name in augment.OFFLINE_METHODS}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The agreement tests (tf.distribute and Ray) run in one xdist worker, so their shared
-    one-process reference (:func:`one_process`, ~25 s) is trained once."""
-    for item in items:
-        if "one_process" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("one_process"))
-
-
 @pytest.fixture(scope="session")
 def one_process() -> dict:
     """Six fine-tuning steps of the real encoder in one process, no strategy, batch 8

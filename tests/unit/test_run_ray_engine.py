@@ -50,19 +50,7 @@ def test_engine_options_are_checked(extra, message):
         engine_arguments(*extra)
 
 
-def require_ray() -> None:
-    """Skip without Ray Train, or fail when the environment says it must be there (CI)."""
-    try:
-        import ray.train  # noqa: F401
-    except ImportError as error:
-        message = f"Ray Train is not installed ({error}); install the ray extra"
-        if os.environ.get("TOXHELPERS_REQUIRE_RAY") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def test_ray_workers_run_multi_worker():
-    require_ray()
+def test_ray_workers_run_multi_worker(ray_train):
     assert engine_arguments("--engine", "ray", "--workers", "2").strategy == "multi_worker"
     assert engine_arguments().strategy == "default" and engine_arguments().engine == "process"
 
@@ -88,8 +76,7 @@ def lesson_11_inputs(folder: Path) -> Path:
     return folder
 
 
-def test_two_ray_workers_train_lesson_11_like_one_process_with_twice_their_batch(one_process, tmp_path):
-    require_ray()
+def test_two_ray_workers_train_lesson_11_like_one_process_with_twice_their_batch(ray_train, one_process, tmp_path):
     from toxhelpers import model
 
     artifacts = lesson_11_inputs(tmp_path / "artifacts")

@@ -33,11 +33,12 @@ BATCH = 32
 
 
 def measure(precision: str, steps: int) -> dict:
-    """In this process: median seconds per train_on_batch and predict_on_batch, per width."""
+    """In this process: median seconds per train_on_batch and predict_on_batch, per width, and the
+    process's peak memory."""
     import numpy as np
 
     import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
-    from toxhelpers import distribute, model, pretrained, training
+    from toxhelpers import distribute, model, pretrained, recording, training
 
     distribute.set_precision(precision)
     training.seed_everything(0)
@@ -65,7 +66,7 @@ def measure(precision: str, steps: int) -> dict:
             classifier.predict_on_batch(inputs)
             score.append(time.perf_counter() - start)
         results[width] = {"train_s": statistics.median(train), "score_s": statistics.median(score)}
-    return results
+    return {"widths": results, "peak_memory_mb": recording.peak_memory_mb()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,12 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     runs: dict[str, list[dict]] = {precision: [] for precision in PRECISIONS}
+    peaks: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
     for round_index in range(args.rounds):
         for precision in PRECISIONS if round_index % 2 == 0 else PRECISIONS[::-1]:
             done = subprocess.run([sys.executable, __file__, "--child", precision, "--steps", str(args.steps)],
                                   capture_output=True, text=True, check=True)
-            runs[precision].append({int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()})
-            print(f"round {round_index + 1} {precision}: {runs[precision][-1]}", flush=True)
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[precision].append({int(width): times for width, times in measured["widths"].items()})
+            peaks[precision].append(measured["peak_memory_mb"])
+            print(f"round {round_index + 1} {precision}: {runs[precision][-1]}, peak {peaks[precision][-1]:.0f} MB",
+                  flush=True)
 
     lines = [f"# float32 vs mixed_bfloat16 per batch shape ({BATCH} rows x width tokens)", "",
              f"Machine: {machine()}. Rounds: {args.rounds} (precisions alternating), {args.steps} timed "
@@ -99,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {width} | {row['train_float32']:.3f} | {row['train_mixed_bfloat16']:.3f} | "
                      f"{row['train_float32'] / row['train_mixed_bfloat16']:.2f}x | {row['score_float32']:.3f} | "
                      f"{row['score_mixed_bfloat16']:.3f} | {row['score_float32'] / row['score_mixed_bfloat16']:.2f}x |")
+    lines += ["", "Peak memory of a measuring process (largest over rounds): "
+              + ", ".join(f"{precision} {max(peaks[precision]):,.0f} MB" for precision in PRECISIONS)]
     print("\n".join(lines))
     stem = save_record("precision_shapes", {"machine": machine(), "batch": BATCH, "rounds": args.rounds,
-                                            "steps": args.steps, "runs": runs, "summary": summary}, lines)
+                                            "steps": args.steps, "runs": runs, "peak_memory_mb": peaks,
+                                            "summary": summary}, lines)
     print(f"record: {stem}.md")
     return 0
 

@@ -396,3 +396,13 @@ def test_the_sizes_run_one_after_another_and_a_failure_stops_the_series(source: 
     assert launched == [("scale-1x", str(source)), ("scale-2x", str(reports / "data" / "2x"))]
     assert (reports / "data" / "2x" / "README.md").is_file() and not (reports / "data" / "3x").exists()
     assert "| 3x | not run |" in (tmp_path / "results" / "scaling_2026-12-07.md").read_text()
+
+
+def test_the_data_folder_is_passed_only_when_lesson_1_is_selected(tmp_path: Path):
+    """``toxhelpers run`` refuses a --data-dir that reaches no selected lesson; later lessons alone
+    run on the artifacts already in the report folder."""
+    def arguments(*only: str) -> list[str]:
+        return scaling.run_arguments(tmp_path / "data", tmp_path / "report", only, ())
+    assert "--data-dir" in arguments() and "--data-dir" in arguments("01,02") and "--data-dir" in arguments("1")
+    later = arguments("09,10", "12")
+    assert "--data-dir" not in later and later.count("--only") == 2

@@ -101,10 +101,10 @@ ARTIFACTS = {
                                       "the fine-tuned model's validation and test probabilities"),
     "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
                                   "threshold, validation and test metrics, and the training time"),
-    "training_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/training", "training", "training.TrainingCheckpoint",
+    "training_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/training", "training", "checkpointing.TrainingCheckpoint",
                                     "lesson 5's training state with cached_features=False, saved every "
                                     "checkpoint_every steps so an interrupted fit resumes; removed when the fit completes"),
-    "finetuning_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/finetuning", "finetuning", "training.TrainingCheckpoint",
+    "finetuning_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/finetuning", "finetuning", "checkpointing.TrainingCheckpoint",
                                       "lesson 6's fine-tuning state, saved every checkpoint_every steps so an "
                                       "interrupted fit resumes; removed when the fit completes"),
     "scaled_model": Artifact("scaled/model", "scaling", "model.load_classifier",

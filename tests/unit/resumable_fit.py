@@ -1,4 +1,4 @@
-"""A fit with lesson 6's callbacks and a :class:`training.TrainingCheckpoint`, as a process a test
+"""A fit with lesson 6's callbacks and a :class:`checkpointing.TrainingCheckpoint`, as a process a test
 can interrupt (test_training.py starts it, signals it, reruns it):
 
     python resumable_fit.py --model tiny|encoder --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from toxhelpers import training
+    from toxhelpers import checkpointing, training
     from toxhelpers.tf_setup import tf_keras
 
     class Pause(tf_keras.callbacks.Callback):
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         tiny_model(SEED, epochs)
     validation = training.ValidationScores(encoded, labels)
     step_log = training.StepLog()
-    resume = training.TrainingCheckpoint(args.artifacts, "finetuning", data, every=args.every) if args.every else None
+    resume = checkpointing.TrainingCheckpoint(args.artifacts, "finetuning", data, every=args.every) if args.every else None
     fit = classifier.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
                          callbacks=[validation, training.early_stopping(1), step_log, Pause(),
                                     training.ProgressBar(steps)] + ([resume] if resume else []))

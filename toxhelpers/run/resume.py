@@ -348,7 +348,7 @@ def clear_previous(ctx: Context, notebook: Path) -> None:
 
 def keep_checkpoints_of_same_attempt(ctx: Context, notebook: Path, before: Snapshot, force: bool = False) -> None:
     """A lesson's training checkpoints (``artifacts/.checkpoints/...``, see
-    :class:`toxhelpers.training.TrainingCheckpoint`) are saved by an execution that may not finish.
+    :class:`toxhelpers.checkpointing.TrainingCheckpoint`) are saved by an execution that may not finish.
     Kept for the next execution only if it has the same key (notebook source, parameters, code,
     versions, kernel, data folder) and the same inputs, so a fit resumes only state that its own
     code and data saved; removed otherwise, and with ``--force``. Called just before the notebook

@@ -1,0 +1,484 @@
+"""Resuming an interrupted ``fit`` where it stopped: :class:`TrainingCheckpoint`, the callback
+lessons 5 and 6 pass to ``fit``, and :class:`DropoutStates`, which makes dropout's random masks
+part of the saved state. Harness, not the lessons' subject: the lessons show ``fit`` with it as
+one more callback, and this module holds how it saves, checks and restores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from toxhelpers.tf_setup import tf_keras
+
+from toxhelpers import batches
+
+class TrainingCheckpoint(tf_keras.callbacks.Callback):
+    """Saves the training state every ``every`` steps, so a ``fit`` that was interrupted (Ctrl-C,
+    a killed process, a closed laptop) continues from its last save when it runs again, and ends
+    with the model an uninterrupted fit ends with. ``every=0``: no saves, no resuming.
+
+    Put it last in ``fit``'s callbacks. It writes to ``artifacts_dir/.checkpoints/<section>``
+    (the artifact ``<section>_checkpoint``) and removes the folder when the fit completes. Saved,
+    atomically: the weights; the optimizer's step count and moments; the running sums of the
+    metrics; the random state of every dropout layer; the epoch and step reached; and what the
+    fit's other callbacks recorded (the history, early stopping's best epoch, the validation
+    scores, the step log). On a rerun the epoch goes on from the saved step: the seeded batches
+    of ``data`` (the dataset given to ``fit``, from :func:`batches.training_dataset`) come out in
+    the same order in every process, so the ones already trained on are read and skipped. (Keras's
+    ``BackupAndRestore`` restores the epoch and step but starts the epoch's data from its first
+    batch again.)
+
+    **Dropout.** Keras draws dropout masks with random ops whose state lives inside TensorFlow's
+    kernels, out of any checkpoint's reach. For the length of the fit, each dropout layer draws
+    the same masks from a ``tf.random.Generator`` started at the state the op's kernel starts at
+    (:class:`DropoutStates`), whose state is a variable that is saved. So a fit with this callback,
+    saving or not, interrupted or not, computes exactly what a fit without it computes, provided
+    its training step is traced for this fit (a model compiled since its last fit, as lessons 5
+    and 6 do; a model fitted before without compiling again gets a fresh training step, so its
+    masks start afresh).
+
+    A checkpoint is used only by a fit of the same inputs: its key covers the batches (rows,
+    labels, batch sizes, padding, seed), the model's layers and starting weights, the optimizer
+    and its schedule, the loss, the epochs and steps, and the other callbacks. An edit to code the
+    fit calls is not in the key: ``toxhelpers run`` discards a lesson's checkpoints when its code or
+    inputs changed, and in JupyterLab the fit says when it resumes. One process only: not under a
+    ``tf.distribute`` strategy (lesson 11 does not checkpoint).
+    """
+
+    def __init__(self, artifacts_dir: str | os.PathLike, section: str, data: Any, every: int = 50):
+        super().__init__()
+        from toxhelpers.artifacts import artifact_path
+
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
+            raise ValueError(f"every must be a whole number of steps >= 0 (0: no checkpoints), got {every!r}")
+        self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint")
+        self.data, self.every, self.data_key = data, int(every), batches.fingerprint(data)
+        self.resumed_from: dict[str, int] | None = None  # the saved position this fit went on from
+        self._pending: dict[str, Any] | None = None  # a save being resumed, until its epoch begins
+        self._others: list[tf_keras.callbacks.Callback] = []
+        self._epoch = 0
+        self._dropout = DropoutStates()
+
+    # -- the fit's hooks, in the order Keras calls them
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        from toxhelpers import distribute
+
+        if not distribute.is_default(self.model.distribute_strategy):
+            raise ValueError("TrainingCheckpoint saves one process's training; it cannot run under a "
+                             "tf.distribute strategy")
+        self._others = other_callbacks(self)
+        if not self.every:
+            return
+        self._dropout.attach(self.model)
+        traced = getattr(self.model.train_function, "experimental_get_tracing_count", lambda: 0)()
+        if traced:  # a step traced (and run) before this fit: trace one with the saveable dropout
+            self.model.train_function = self.model.make_train_function(force=True)
+        self.key = self._key()
+        saved = self._usable_save()
+        if saved is not None:
+            self._resume(saved)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        if self._pending is not None:  # Keras has just reset the metrics and started a new history
+            restore_callback_state(self.model.history, self._pending["callbacks"][-1],
+                                   self._pending["arrays"], len(self._others))
+            if self._pending["position"]["step"]:
+                for variable, value in zip(metric_variables(self.model), self._pending["arrays"]["metrics"]):
+                    variable.assign(value)
+            self._pending = None
+        elif epoch and self.every:  # every callback has finished the previous epoch: save its end
+            self._save(epoch, 0)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self.every:
+            return
+        self._dropout.stepped()
+        done = batch + 1
+        if done % self.every == 0 and done < self.params["steps"]:
+            self._save(self._epoch, done)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        # the layers get their own generators back; the traced step keeps drawing from the saveable
+        # ones, as a fit without this callback would keep its kernels, if the model trains on
+        self._dropout.detach()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -- saving
+
+    def _save(self, epoch: int, step: int) -> None:
+        from toxhelpers.artifacts import write_json
+
+        iterations = int(self.model.optimizer.iterations.numpy())
+        target, scratch = self.folder / f"step-{iterations:09d}", self.folder / f".writing-{iterations:09d}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        self._state().write(str(scratch / "state"))
+        callbacks = self._others + [self.model.history]
+        states, arrays = zip(*(callback_state(callback) for callback in callbacks)) if callbacks else ((), ())
+        flat = {f"callback{index}.{name}": value for index, named in enumerate(arrays) for name, value in named.items()}
+        flat["metrics"] = [variable.numpy() for variable in metric_variables(self.model)]
+        flat.update({f"{DROPOUT_PREFIX}{name}": state for name, state in self._dropout.states().items()})
+        np.savez(scratch / "arrays.npz", **flatten_arrays(flat))
+        # in their own file, unsorted: the order of a history's columns is part of what it recorded
+        (scratch / "callbacks.json").write_text(json.dumps(list(states), default=_plain_number))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(scratch, target)
+        write_json({"key": self.key, "position": {"epoch": epoch, "step": step, "iterations": iterations},
+                    "folder": target.name, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+                   self.folder / "latest.json")  # switching to the new save is this one atomic write
+        for old in self.folder.glob("step-*"):
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _state(self) -> Any:
+        """What tf.train.Checkpoint saves: weights and optimizer variables (built now if no step
+        has built them yet, so a restore has somewhere to go). The dropout states go with the
+        arrays: their generators are made when the step is traced, after a restore."""
+        from toxhelpers.tf_setup import tf
+
+        optimizer = self.model.optimizer
+        optimizer.build(self.model.trainable_variables)
+        variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
+        return tf.train.Checkpoint(weights=list(self.model.weights), optimizer=list(variables))
+
+    def _key(self) -> dict[str, str]:
+        """What a checkpoint must have been saved by to be resumed from, part by part (so a
+        mismatch can be named)."""
+        try:
+            layers = _without_names(self.model.get_config())  # Keras numbers the names of a rebuilt model
+        except NotImplementedError:  # a subclassed model: its weights' shapes
+            layers = [weight.shape.as_list() for weight in self.model.weights]
+        weights = hashlib.sha256()
+        for weight in self.model.weights:
+            weights.update(np.ascontiguousarray(weight.numpy()).tobytes())
+        loss = self.model.loss
+        return {"batches": self.data_key, "layers": _digest(layers), "starting weights": weights.hexdigest(),
+                "optimizer": _digest(tf_keras.optimizers.serialize(self.model.optimizer)),
+                "loss": _digest(loss.get_config() if hasattr(loss, "get_config") else repr(loss)),
+                "epochs and steps": _digest([self.params["epochs"], self.params["steps"]]),
+                "callbacks": _digest([callback_settings(callback) for callback in self._others])}
+
+    # -- resuming
+
+    def _usable_save(self) -> dict[str, Any] | None:
+        """The last complete save, if a fit with the same key made it."""
+        from toxhelpers.artifacts import read_json
+
+        try:
+            latest = read_json(self.folder / "latest.json")
+            with np.load(self.folder / latest["folder"] / "arrays.npz") as archive:
+                arrays = unflatten_arrays(dict(archive))
+            callbacks = read_json(self.folder / latest["folder"] / "callbacks.json")
+        except (OSError, ValueError, KeyError):
+            return None  # nothing saved yet
+        different = [part for part, value in self.key.items() if latest["key"].get(part) != value]
+        if different:
+            print(f"not resuming: the checkpoint in {self.folder} was saved by a fit with other "
+                  f"{', '.join(different)}; training from the first step")
+            return None
+        return {**latest, "arrays": arrays, "callbacks": callbacks}
+
+    def _resume(self, saved: dict[str, Any]) -> None:
+        epoch, step = saved["position"]["epoch"], saved["position"]["step"]
+        self._state().read(str(self.folder / saved["folder"] / "state")).assert_consumed()
+        self._dropout.restore({name[len(DROPOUT_PREFIX):]: value for name, value in saved["arrays"].items()
+                               if name.startswith(DROPOUT_PREFIX)})
+        for index, callback in enumerate(self._others):
+            restore_callback_state(callback, saved["callbacks"][index], saved["arrays"], index)
+        self._pending = saved  # the history and the metrics: Keras resets both after this hook
+        for _ in range(epoch):  # epoch k's shuffle comes from the k-th fresh iterator of the same dataset
+            iter(self.data)
+        self.model._training_state = _ResumePoint(self.model, epoch, step)  # where Keras's fit asks (epoch, step)
+        if step:
+            skip_batches(self.model, self.data, step)
+        self.resumed_from = {"epoch": epoch, "step": step}
+        print(f"resuming from the checkpoint saved {saved['saved_at']}: epoch {epoch + 1} of {self.params['epochs']}, "
+              f"after step {step} of {self.params['steps']} ({self.folder})")
+
+
+DROPOUT_PREFIX = "dropout."  # a dropout generator's state in a save's arrays
+
+NAMING_KEYS = ("name", "inbound_nodes", "input_layers", "output_layers")
+
+
+def _without_names(config: Any) -> Any:
+    """A Keras config without the layers' names and the wiring that refers to them by name:
+    the same model built twice in one process gets other names (``dense_1``), not other layers."""
+    if isinstance(config, dict):
+        return {key: _without_names(value) for key, value in config.items() if key not in NAMING_KEYS}
+    if isinstance(config, (list, tuple)):
+        return [_without_names(item) for item in config]
+    return config
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot save {type(value).__name__} in a checkpoint's JSON")
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _ResumePoint:
+    """Keras's ``fit`` asks ``model._training_state`` for the epoch and step to start at, after
+    ``on_train_begin`` (the hook ``BackupAndRestore`` uses). Answers once."""
+
+    def __init__(self, model: tf_keras.Model, epoch: int, step: int):
+        self.model, self.epoch, self.step = model, epoch, step
+
+    def maybe_load_initial_counters_from_ckpt(self, steps_per_epoch: int, initial_epoch: int,
+                                              mode: Any = None) -> tuple[int, int]:
+        self.model._training_state = None
+        return self.epoch, self.step
+
+
+def skip_batches(model: tf_keras.Model, data: Any, count: int) -> None:
+    """Make ``model``'s next training step first read ``count`` batches of ``data`` and drop them
+    (the ones the interrupted epoch trained on); later steps run as usual."""
+    original = model.train_function
+
+    def first_step(iterator: Any) -> Any:
+        model.train_function = original
+        if getattr(iterator, "_dataset", data) is not data:
+            raise ValueError("fit was given another dataset than its TrainingCheckpoint: pass the same one to both")
+        for _ in range(count):
+            next(iterator)
+        return original(iterator)
+
+    model.train_function = first_step
+
+
+def other_callbacks(callback: tf_keras.callbacks.Callback) -> list[tf_keras.callbacks.Callback]:
+    """The callbacks ``callback`` runs with in a ``fit``, besides Keras's own history and progress
+    bar. Keras gives a callback no handle on the others, but its ``CallbackList`` calls each one's
+    hooks from a loop: it is the ``self`` of a calling frame."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, tf_keras.callbacks.CallbackList) and any(item is callback for item in owner.callbacks):
+            keras_own = (tf_keras.callbacks.History, tf_keras.callbacks.ProgbarLogger)
+            mine = [item for item in owner.callbacks if not isinstance(item, keras_own)]
+            if mine[-1] is not callback:
+                raise ValueError(f"{type(callback).__name__} must come last in fit's callbacks, so that what "
+                                 "the others recorded at each step is in its saves")
+            return mine[:-1]
+        frame = frame.f_back
+    raise RuntimeError(f"{type(callback).__name__} works inside Model.fit only (pass it in callbacks=[...])")
+
+
+def callback_settings(callback: tf_keras.callbacks.Callback) -> Any:
+    """A callback's kind and settings, for a checkpoint's key."""
+    if isinstance(callback, tf_keras.callbacks.EarlyStopping):
+        return [type(callback).__name__, callback.monitor, callback.patience, callback.min_delta,
+                callback.restore_best_weights, callback.baseline, callback.start_from_epoch]
+    return type(callback).__name__
+
+
+EARLY_STOPPING_STATE = ("wait", "stopped_epoch", "best", "best_epoch")
+
+
+def callback_state(callback: tf_keras.callbacks.Callback) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a callback has recorded so far, as (JSON-able values, arrays): Keras's history and
+    early stopping, and any callback with ``get_state()`` (this module's); others keep nothing."""
+    if isinstance(callback, tf_keras.callbacks.History):
+        return {"epoch": list(callback.epoch), "history": callback.history}, {}
+    if isinstance(callback, tf_keras.callbacks.EarlyStopping):
+        best = {} if callback.best_weights is None else {"best_weights": list(callback.best_weights)}
+        return {name: getattr(callback, name) for name in EARLY_STOPPING_STATE}, best
+    if hasattr(callback, "get_state"):
+        return callback.get_state()
+    return {}, {}
+
+
+def restore_callback_state(callback: tf_keras.callbacks.Callback, values: dict[str, Any],
+                           arrays: dict[str, Any], index: int) -> None:
+    """Put back what :func:`callback_state` saved (``arrays`` holds every callback's, by index)."""
+    prefix = f"callback{index}."
+    own = {name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)}
+    if isinstance(callback, tf_keras.callbacks.History):
+        callback.epoch, callback.history = list(values["epoch"]), dict(values["history"])
+    elif isinstance(callback, tf_keras.callbacks.EarlyStopping):
+        for name in EARLY_STOPPING_STATE:
+            setattr(callback, name, values[name])
+        callback.best_weights = own.get("best_weights")
+    elif hasattr(callback, "set_state"):
+        callback.set_state(values, own)
+
+
+def flatten_arrays(arrays: dict[str, Any]) -> dict[str, np.ndarray]:
+    """{name: array or list of arrays} as the flat {name: array} an .npz holds (lists as name#i)."""
+    flat = {}
+    for name, value in arrays.items():
+        if isinstance(value, list):
+            flat[f"{name}#len"] = np.array(len(value))
+            flat.update({f"{name}#{index}": np.asarray(item) for index, item in enumerate(value)})
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def unflatten_arrays(flat: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The inverse of :func:`flatten_arrays`."""
+    arrays: dict[str, Any] = {name: value for name, value in flat.items() if "#" not in name}
+    for name in flat:
+        if name.endswith("#len"):
+            base = name[:-len("#len")]
+            arrays[base] = [flat[f"{base}#{index}"] for index in range(int(flat[name]))]
+    return arrays
+
+
+def metric_variables(model: tf_keras.Model) -> list[Any]:
+    """The running sums behind the fit's metrics (the loss's mean, accuracy, AUC...). Keras builds
+    them at the first training step; a resumed fit needs them before it, so they are built here
+    from the model's output shape if need be."""
+    from toxhelpers.tf_setup import tf
+
+    if not (model.compiled_loss.built and model.compiled_metrics.built):
+        outputs = [tf.zeros([1] + output.shape[1:], output.dtype) for output in model.outputs]
+        predicted = outputs[0] if len(outputs) == 1 else outputs
+        model.compiled_loss.build(predicted)
+        model.compiled_metrics.build(predicted, predicted)
+    return [variable for metric in model.metrics for variable in metric.variables]
+
+
+class DropoutStates:
+    """Dropout whose random state a checkpoint can save, drawing the very masks Keras draws.
+
+    A Keras ``Dropout`` layer (random generator "legacy_stateful", Keras's default) draws its mask
+    with TensorFlow's ``RandomUniform`` op. The op's Philox generator starts at key = the global
+    seed, counter = (0, the op's seed: its number among the traced function's random ops, or the
+    layer's own seed) and lives inside the op's kernel, which advances its counter by 256 for each
+    number drawn; no checkpoint can read or set it. For the length of a fit, :meth:`attach` has
+    each such layer draw instead from a ``tf.random.Generator`` set, when the training step is
+    traced, to that same starting state: its ``StatefulUniform`` op advances the counter by the
+    same amount and fills the mask with the same Philox numbers, so the masks, and every number of
+    the fit, are those of a fit without it (tests compare them bit for bit). Its state is a
+    variable, saved with the checkpoint and put back on a resume. A layer that already draws from
+    a ``tf.random.Generator`` (Keras's "stateful") keeps it, its state saved; a "stateless" one
+    has no state to save. The generators are made before the fit (a ``tf.function`` may not make
+    variables when it traces again), one per layer: a layer used twice in one step is refused.
+    """
+
+    def __init__(self) -> None:
+        self.generators: dict[str, Any] = {}  # "<layer>" (a legacy layer's) or "<layer>.own" -> generator
+        self._own: list[tuple[Any, Any]] = []  # (layer, its own random generator), to give back
+        self._restored: dict[str, np.ndarray] | None = None  # states to start the step's traces from
+        self._calls: Any = None  # per traced graph: the layers that drew in it
+        self._stepped = False  # a traced step has run: tracing again would reset states in use
+
+    def attach(self, model: tf_keras.Model) -> None:
+        import weakref
+
+        from tf_keras.src.backend import RandomGenerator  # Keras's layer-level RNG (not exported)
+
+        from toxhelpers.tf_setup import tf
+
+        self.generators, self._calls, self._stepped = {}, weakref.WeakKeyDictionary(), False
+        random_layers = [layer for layer in model.submodules  # a fixed order: tf.Module walks attributes by name
+                         if isinstance(getattr(layer, "_random_generator", None), (RandomGenerator, _SavedDropout))]
+        for index, layer in enumerate(random_layers):
+            own = layer._random_generator
+            if isinstance(own, _SavedDropout):  # left by a fit that was interrupted in this process
+                own = layer._random_generator = own.own
+            if own._rng_type == RandomGenerator.RNG_STATEFUL:
+                own._maybe_init()
+                self.generators[f"{index}.own"] = own._generator
+            elif own._rng_type == RandomGenerator.RNG_LEGACY_STATEFUL:
+                self._own.append((layer, own))
+                layer._random_generator = _SavedDropout(own, self, str(index))
+                self.generators[str(index)] = tf.random.Generator.from_state(np.zeros(3, np.int64), alg="philox")
+
+    def generator(self, layer: str, seeds: tuple[int | None, int | None]) -> Any:
+        """Layer ``layer``'s generator, set (outside the trace being built, with ``init_scope``)
+        to the state the legacy op of this trace would start at, or to the checkpoint's state when
+        resuming. Each trace sets it again, as each trace gets fresh ops: Keras traces a fit's step
+        once or twice (a first trace that makes variables is traced again) before it runs."""
+        from tensorflow.python.framework import ops
+
+        from toxhelpers.tf_setup import tf
+
+        drawn = self._calls.setdefault(ops.get_default_graph(), set())
+        if layer in drawn:
+            raise ValueError("TrainingCheckpoint: a dropout layer is called twice in one training step; its masks "
+                             "cannot be saved (fit with checkpoint every=0)")
+        if self._stepped:
+            raise ValueError("TrainingCheckpoint: the training step was traced again after it ran (another input "
+                             "signature?), which would restart the dropout masks in use (fit with every=0)")
+        drawn.add(layer)
+        if self._restored is not None and layer not in self._restored:
+            raise ValueError(f"dropout layer {layer} of this model has no state in the checkpoint: it was saved by "
+                             "another model")
+        generator = self.generators[layer]
+        with tf.init_scope():
+            if self._restored is not None:
+                generator.reset(self._restored[layer])
+            elif seeds[0] is None:  # no global seed: the legacy op starts from a random state too
+                generator.reset_from_seed(int(np.random.SeedSequence().generate_state(1)[0]))
+            else:  # Philox state [counter low, counter high, key]
+                generator.reset(np.array([0, seeds[1], seeds[0]], np.int64))
+        return generator
+
+    def states(self) -> dict[str, np.ndarray]:
+        return {name: generator.state.numpy() for name, generator in self.generators.items()}
+
+    def restore(self, states: dict[str, np.ndarray]) -> None:
+        """Start the step's traces from a checkpoint's states (a "stateful" layer's own generator
+        at once)."""
+        different = sorted(set(states) ^ set(self.generators))
+        if different:
+            raise ValueError(f"the checkpoint's dropout states ({', '.join(sorted(states))}) are not this model's "
+                             f"random layers ({', '.join(sorted(self.generators))}): it was saved by another model")
+        for name, state in states.items():
+            if name.endswith(".own"):
+                self.generators[name].reset(state)
+        self._restored = {name: state for name, state in states.items() if not name.endswith(".own")}
+
+    def stepped(self) -> None:
+        """A traced step has run: the states now move on (and are not set again)."""
+        self._stepped, self._restored = True, None
+
+    def detach(self) -> None:
+        for layer, own in self._own:
+            layer._random_generator = own
+        self._own = []
+
+
+OTHER_DRAWS = ("random_normal", "random_uniform", "truncated_normal")  # Keras's other layer-level draws
+
+
+class _SavedDropout:
+    """Stands in for a layer's own "legacy_stateful" random generator during a fit (see
+    :class:`DropoutStates`); anything but ``dropout`` is the layer's own."""
+
+    def __init__(self, own: Any, states: DropoutStates, layer: str):
+        self.own, self.states, self.layer = own, states, layer
+
+    def __getattr__(self, name: str) -> Any:  # only for what the instance lacks
+        if name.startswith("__") or name in ("own", "states", "layer"):  # copy, pickle: before __init__
+            raise AttributeError(name)
+        if name in OTHER_DRAWS:  # their state would be left out of the checkpoint: a resume would differ
+            raise ValueError(f"TrainingCheckpoint saves the random state of dropout only; a layer of this model "
+                             f"draws with {name} (e.g. GaussianNoise): fit it with checkpoint every=0")
+        return getattr(self.own, name)
+
+    def dropout(self, inputs: Any, rate: float, noise_shape: Any = None) -> Any:
+        from tensorflow.python.framework import random_seed
+
+        from toxhelpers.tf_setup import tf
+
+        # the seeds the legacy op would take, taken the same way (the graph's op-seed count moves on alike)
+        seeds = random_seed.get_seed(self.own.make_legacy_seed())
+        generator = self.states.generator(self.layer, seeds)
+        return tf.nn.experimental.general_dropout(inputs, rate=rate, uniform_sampler=generator.uniform,
+                                                  noise_shape=noise_shape)

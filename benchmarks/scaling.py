@@ -629,6 +629,7 @@ class LessonResult:
     status: str
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None
+    peak_memory_cell: str | None = None  # "cell 26 of 33": where the run saw the peak (runs since 2026-12-06)
 
 
 @dataclass
@@ -660,7 +661,8 @@ def lesson_results(run: dict[str, Any]) -> dict[str, LessonResult]:
     results = {}
     for item in run.get("notebooks", []):
         status = item.get("status", "?")
-        results[item["name"]] = (LessonResult(status, item.get("wall_seconds"), item.get("peak_memory_mb"))
+        results[item["name"]] = (LessonResult(status, item.get("wall_seconds"), item.get("peak_memory_mb"),
+                                              item.get("peak_memory_cell"))
                                  if status in ("ran", "reused") else LessonResult(status))
     return results
 
@@ -729,7 +731,8 @@ def build_table(sizes: list[SizeResult]) -> dict[str, Any]:
             per_1000 = lesson.wall_seconds / rows[s.label] * 1000 if lesson.wall_seconds and rows[s.label] else None
             cells[s.label] = {**asdict(lesson), "seconds_per_1000_rows": per_1000}
             if (lesson.peak_memory_mb or 0) > MEMORY_FLAG_MB:
-                table["flags"]["over_memory"].append({"lesson": name, "size": s.label, "peak_memory_mb": lesson.peak_memory_mb})
+                table["flags"]["over_memory"].append({"lesson": name, "size": s.label, "peak_memory_mb": lesson.peak_memory_mb,
+                                                      "cell": lesson.peak_memory_cell})
         table["lessons"][name] = cells
         table["growth"][name] = growth_row(name, measured, cells, rows, table["flags"]["faster_than_linear"])
     return table
@@ -860,7 +863,7 @@ def markdown(record: dict[str, Any]) -> list[str]:
     flags = table["flags"]
     lines += ["## Flags", ""]
     lines += [f"- {f['lesson']} at {f['size']}: peak {f['peak_memory_mb']:,.0f} MB, over {MEMORY_FLAG_MB:,} MB"
-              for f in flags["over_memory"]]
+              + (f", in {f['cell']}" if f.get("cell") else "") for f in flags["over_memory"]]
     lines += [f"- {f['lesson']} {f['step']}: growth exponent {f['exponent']:.2f}, faster than linear"
               for f in flags["faster_than_linear"]]
     if not (flags["over_memory"] or flags["faster_than_linear"]):

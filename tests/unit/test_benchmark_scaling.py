@@ -289,6 +289,7 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     doubled = fake_report(reports, "2x", (50.0, 400.0, 1200.0), (None, 1600, 3120), 2, ("reused", "reused", "ran"))
     run = json.loads((doubled / "run.json").read_text())
     run["notebooks"][1]["measured_in"] = "earlier run"
+    run["notebooks"][2]["peak_memory_cell"] = "cell 26 of 33"  # where toxhelpers run saw lesson 9's peak
     (doubled / "run.json").write_text(json.dumps(run))
     sizes = [scaling.collect_size(label, reports / f"scale-{label}") for label in ("1x", "2x", "4x")]
     table = scaling.build_table(sizes)
@@ -303,7 +304,8 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
         "reused", 1600, 400.0)
     first = table["lessons"]["01_data.ipynb"]["2x"]
     assert (first["status"], first["wall_seconds"], first["peak_memory_mb"]) == ("reused", 50.0, None)
-    assert table["flags"]["over_memory"] == [{"lesson": "09_bias.ipynb", "size": "2x", "peak_memory_mb": 3120}]
+    assert table["flags"]["over_memory"] == [{"lesson": "09_bias.ipynb", "size": "2x", "peak_memory_mb": 3120,
+                                              "cell": "cell 26 of 33"}]
     assert table["flags"]["faster_than_linear"] == [{"lesson": "05_training.ipynb", "step": "1x->2x", "exponent": 2.0}]
 
     monkeypatch.setattr(benchmark_records, "RESULTS_DIR", tmp_path / "results")
@@ -313,6 +315,7 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     assert "| 05_training.ipynb | 0.00 | **2.00** |" not in text  # exponents are per step, not per size
     assert "| 05_training.ipynb | **2.00** |" in text
     assert "| 09_bias.ipynb | 2,913 | **3,120** (over 3,000) |" in text
+    assert "- 09_bias.ipynb at 2x: peak 3,120 MB, over 3,000 MB, in cell 26 of 33" in text
     assert "| 05_training.ipynb | 1,562 | 1,600 |" in text and "| 01_data.ipynb | 363 |  |" in text
     assert "| 4x | not run |" in text
     assert "Rows grew 1x->2x: training x2.00, test x2.00." in text

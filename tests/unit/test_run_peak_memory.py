@@ -36,5 +36,25 @@ def test_peak_memory_catches_a_peak_between_samples_through_the_high_water_mark(
     assert watched_peak_mb(ALLOCATE.format(mb=400, after="del block; ", hold=1.5), interval=0.7) >= 400
 
 
+def test_the_peak_is_counted_to_what_was_running_when_it_was_seen():
+    """``where`` stands for the executor's current cell: the child holds 50 MB from its start, 300
+    MB more from its second second to its third, then frees them; the label is 'small' for half a
+    second, 'large' until second 3.5, then 'after'. The peak belongs to 'large', not to the last."""
+    child = ("import time; small = bytearray(50 * 2**20); small[::4096] = b'x' * len(small[::4096]); time.sleep(1.0); "
+             + ALLOCATE.format(mb=300, after="", hold=1.0) + "; del block; time.sleep(1.5)")
+    watcher = ("import subprocess, sys, time\n"
+               "from toxhelpers.run.peak_memory import PeakMemory\n"
+               "running = ['small']\n"
+               "with PeakMemory(interval=0.05, where=lambda: running[0]) as watch:\n"
+               f"    process = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+               "    time.sleep(0.5); running[0] = 'large'\n"
+               "    time.sleep(3.0); running[0] = 'after'\n"
+               "    process.wait()\n"
+               "print(watch.peak_at, watch.peak_mb)\n")
+    result = subprocess.run([sys.executable, "-c", watcher], capture_output=True, text=True, check=True)
+    where, peak = result.stdout.split()
+    assert where == "large" and float(peak) >= 300
+
+
 def test_high_water_of_a_missing_process_is_zero():
     assert high_water_mb(2 ** 22 + 12345) == 0.0

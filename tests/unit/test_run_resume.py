@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -236,25 +237,29 @@ def test_a_reused_notebook_reports_the_time_and_memory_of_the_run_that_executed_
     for name, item in ran.items():
         state = json.loads((report / ".state" / name.replace(".ipynb", ".json")).read_text())
         assert item.measured_in == "this run" and item.peak_memory_mb > 0
-        assert (state["wall_seconds"], state["peak_memory_mb"]) == (item.wall_seconds, item.peak_memory_mb)
+        assert re.fullmatch(r"cell \d+ of \d+", item.peak_memory_cell)  # where the peak was seen
+        assert (state["wall_seconds"], state["peak_memory_mb"], state["peak_memory_cell"]) == (
+            item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell)
 
     assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
     record = {item["name"]: item for item in json.loads((report / "run.json").read_text())["notebooks"]}
     summary = (report / "summary.md").read_text()
     for name, item in ran.items():
         assert record[name]["status"] == "reused" and record[name]["measured_in"] == "earlier run"
-        assert (record[name]["wall_seconds"], record[name]["peak_memory_mb"]) == (item.wall_seconds, item.peak_memory_mb)
-        assert f"| {name} | reused | *{item.wall_seconds:.1f}* | *{item.peak_memory_mb:,.0f}* | unchanged since" in summary
+        assert (record[name]["wall_seconds"], record[name]["peak_memory_mb"], record[name]["peak_memory_cell"]) == (
+            item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell)
+        assert (f"| {name} | reused | *{item.wall_seconds:.1f}* | *{item.peak_memory_mb:,.0f} ({item.peak_memory_cell})* "
+                "| unchanged since") in summary
     assert "peak memory of a notebook" not in summary  # nothing executed in this run
 
     # A manifest written before peak memory was kept: still reused, its time kept, its memory unknown;
     # a notebook left out of the run (--only) reports what its manifest holds, marked the same way.
     state = report / ".state" / "01_make.json"
     state.write_text(json.dumps({key: value for key, value in json.loads(state.read_text()).items()
-                                 if key != "peak_memory_mb"}))
+                                 if key not in ("peak_memory_mb", "peak_memory_cell")}))
     assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
     record = {item["name"]: item for item in json.loads((report / "run.json").read_text())["notebooks"]}
-    assert record["01_make.ipynb"]["peak_memory_mb"] is None
+    assert record["01_make.ipynb"]["peak_memory_mb"] is None and record["01_make.ipynb"]["peak_memory_cell"] is None
     assert record["01_make.ipynb"]["wall_seconds"] == ran["01_make.ipynb"].wall_seconds
     assert f"| 01_make.ipynb | reused | *{ran['01_make.ipynb'].wall_seconds:.1f}* |  |" in (report / "summary.md").read_text()
     result = run(options(lessons, profile, only=["1"]))

@@ -23,7 +23,7 @@ from toxhelpers.artifacts import write_text
 from toxhelpers.run import checks, resume
 from toxhelpers.run.compare import DEFAULT_TOLERANCE, check_tolerance, compare_metrics, reference_metrics
 from toxhelpers.run.errors import UsageError
-from toxhelpers.run.execute import KERNEL, CellWatch, Failure, describe_failure, execute, render_html
+from toxhelpers.run.execute import KERNEL, CellWatch, Failure, cell_position, describe_failure, execute, render_html
 from toxhelpers.run.notebooks import (DEFAULT_NOTEBOOKS_DIR, discover_notebooks, select_notebooks,
                                       unmet_requirement)
 from toxhelpers.run.parameters import (DEFAULT_PROFILE, check_reaches_selected, check_unambiguous,
@@ -219,8 +219,9 @@ def run_one(ctx: Context, notebook: Path, status: NotebookStatus, counter: str, 
     if not execute_one(ctx, notebook, status, options.output, options.force):
         say(status.failure.message(ctx.folder))
         return False
-    say(f"{counter} {notebook.name} done in {status.wall_seconds:.1f}s, peak memory {status.peak_memory_mb:,} MB "
-        f"(elapsed {clock(time.monotonic() - started)})")
+    where = f" in {status.peak_memory_cell}" if status.peak_memory_cell else ""
+    say(f"{counter} {notebook.name} done in {status.wall_seconds:.1f}s, peak memory {status.peak_memory_mb:,} MB"
+        f"{where} (elapsed {clock(time.monotonic() - started)})")
     return True
 
 
@@ -241,6 +242,7 @@ def take_earlier_costs(status: NotebookStatus, manifest: dict) -> None:
     """A notebook not executed now reports the wall time and peak memory its manifest kept from
     the run that executed it, marked as measured then (None where an old manifest has none)."""
     status.wall_seconds, status.peak_memory_mb = manifest.get("wall_seconds"), manifest.get("peak_memory_mb")
+    status.peak_memory_cell = manifest.get("peak_memory_cell")
     status.measured_in = EARLIER_RUN
 
 
@@ -251,12 +253,13 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     before = snapshot(ctx.folder.artifacts, ctx.hasher)
     keep_checkpoints_of_same_attempt(ctx, notebook, before, force)
     began = time.monotonic()
-    watch, running = PeakMemory(), CellWatch()
+    running = CellWatch()
+    watch = PeakMemory(where=lambda: running.source)
     status.measured_in = THIS_RUN
     try:
         with watch:
             execute(ctx, notebook, output, running)
-        status.peak_memory_mb = round(watch.peak_mb)
+        status.peak_memory_mb, status.peak_memory_cell = round(watch.peak_mb), peak_cell(notebook, watch)
         render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     except KeyboardInterrupt:
         status.status, status.wall_seconds = "interrupted", round(time.monotonic() - began, 2)
@@ -264,6 +267,7 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
         raise
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
         status.wall_seconds, status.peak_memory_mb = round(time.monotonic() - began, 2), round(watch.peak_mb)
+        status.peak_memory_cell = peak_cell(notebook, watch)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         status.status, status.failure = "failed", describe_failure(notebook, error, running.source,
                                                                    status.peak_memory_mb)
@@ -280,10 +284,15 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
                                  f"{expected}), so it is not recorded as complete; did it write them elsewhere "
                                  "(e.g. a TF_CONFIG for another worker)?")
         return False
-    manifest = write_manifest(ctx, notebook, before, wall, status.peak_memory_mb)
+    manifest = write_manifest(ctx, notebook, before, wall, status.peak_memory_mb, status.peak_memory_cell)
     status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
     status.sections = manifest["sections"]
     return True
+
+
+def peak_cell(notebook: Path, watch: PeakMemory) -> str | None:
+    """'cell 26 of 33': the code cell running when the notebook's peak memory was seen."""
+    return cell_position(notebook, watch.peak_at) if watch.peak_at is not None else None
 
 
 def _render_quietly(ctx: Context, notebook: Path) -> None:

@@ -37,6 +37,7 @@ class NotebookStatus:
     reason: str = ""
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None  # its kernel and the kernel's children, at their largest
+    peak_memory_cell: str | None = None  # "cell 26 of 33": the code cell running when that peak was seen
     # Where wall_seconds and peak_memory_mb were measured: "this run" (it executed now), "earlier run"
     # (reused, or not selected: the execution its manifest records), None (no execution to report).
     measured_in: str | None = None
@@ -239,12 +240,13 @@ def summary_markdown(ctx: Context, result: RunResult, records: list[tuple[str, d
     for what, sections, path, sha in input_rows(run_record["inputs"]):
         lines.append(f"| {_md(what)} | {_md(sections)} | `{_md(path)}` | `{sha[:16]}` |")
     lines += ["", "## Notebooks", "", "Peak memory: the notebook's kernel and any process it started, at their "
-              "largest together. *In italics*: measured in the earlier run that executed a reused (or not "
+              "largest together, and the cell that was running then. *In italics*: measured in the earlier run that executed a reused (or not "
               "selected) notebook, not spent in this run.", "",
               "| Notebook | Status | Wall time (s) | Peak memory (MB) | Note |", "|---|---|---:|---:|---|"]
     for item in result.notebooks:
         wall = _measured(item, None if item.wall_seconds is None else f"{item.wall_seconds:.1f}")
-        memory = _measured(item, None if item.peak_memory_mb is None else f"{item.peak_memory_mb:,.0f}")
+        memory = _measured(item, None if item.peak_memory_mb is None else f"{item.peak_memory_mb:,.0f}"
+                           + (f" ({item.peak_memory_cell})" if item.peak_memory_cell else ""))
         lines.append(f"| {item.name} | {item.status} | {wall} | {memory} | {_md(item.reason)} |")
     lines += ["", "Everything recorded is in `metrics.json`; parameters in `parameters.yaml`; versions, "
               "inputs with full sha256 and timings in `run.json`; executed notebooks in `notebooks/` "

@@ -237,7 +237,9 @@ def test_a_reused_notebook_reports_the_time_and_memory_of_the_run_that_executed_
     for name, item in ran.items():
         state = json.loads((report / ".state" / name.replace(".ipynb", ".json")).read_text())
         assert item.measured_in == "this run" and item.peak_memory_mb > 0
-        assert re.fullmatch(r"cell \d+ of \d+", item.peak_memory_cell)  # where the peak was seen
+        # where the peak was seen; these lessons' cells are so small that on a busy machine the
+        # kernel's own start can be the most the process held
+        assert re.fullmatch(r"cell \d+ of \d+|the kernel's start", item.peak_memory_cell)
         assert (state["wall_seconds"], state["peak_memory_mb"], state["peak_memory_cell"]) == (
             item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell)
 

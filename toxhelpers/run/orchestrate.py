@@ -290,9 +290,15 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     return True
 
 
+KERNEL_START = "the kernel's start"  # no cell ever held more than the kernel did before its first cell
+
+
 def peak_cell(notebook: Path, watch: PeakMemory) -> str | None:
-    """'cell 26 of 33': the code cell running when the notebook's peak memory was seen."""
-    return cell_position(notebook, watch.peak_at) if watch.peak_at is not None else None
+    """'cell 26 of 33': the code cell running when the notebook's peak memory was seen (None when
+    nothing was measured)."""
+    if not watch.peak_mb:
+        return None
+    return cell_position(notebook, watch.peak_at) if watch.peak_at is not None else KERNEL_START
 
 
 def _render_quietly(ctx: Context, notebook: Path) -> None:

@@ -69,6 +69,7 @@ import pandas as pd  # noqa: E402
 from toxhelpers import data  # noqa: E402
 from toxhelpers.artifacts import read_json, sha256_file, write_json, write_text  # noqa: E402
 from toxhelpers.run.notebooks import discover_notebooks, select_notebooks  # noqa: E402
+from toxhelpers.run.parameters import declared_parameters  # noqa: E402
 from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, RANDOM_IDS_FILE, SYNTHETIC_MANIFEST, TEXT_COLUMN  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -536,11 +537,11 @@ def check_reusable(folder: Path, request: dict[str, Any]) -> None:
 
 
 def reads_data_folder(only: Sequence[str]) -> bool:
-    """Whether the selection includes lesson 1, the one lesson that reads the data folder.
-    ``toxhelpers run`` refuses a ``--data-dir`` that reaches no selected lesson, so a later
-    lesson alone (``--only 09``) runs on the artifacts already in its report folder."""
-    lessons = discover_notebooks(REPO_ROOT / "notebooks")
-    return lessons[0] in select_notebooks(lessons, only)
+    """Whether a selected lesson declares ``data_dir`` (lesson 1 does). ``toxhelpers run`` refuses
+    a ``--data-dir`` that reaches no selected lesson, so a later lesson alone (``--only 09``) runs
+    on the artifacts already in its report folder."""
+    selected = select_notebooks(discover_notebooks(REPO_ROOT / "notebooks"), only)
+    return any("data_dir" in params for params in declared_parameters(selected).values())
 
 
 def run_arguments(data_dir: Path, report: Path, only: Sequence[str], params: Sequence[str]) -> list[str]:

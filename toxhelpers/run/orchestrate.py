@@ -259,15 +259,15 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
     try:
         with watch:
             execute(ctx, notebook, output, running)
-        status.peak_memory_mb, status.peak_memory_cell = round(watch.peak_mb), peak_cell(notebook, watch)
+        take_peak(status, notebook, watch)
         render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
     except KeyboardInterrupt:
         status.status, status.wall_seconds = "interrupted", round(time.monotonic() - began, 2)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         raise
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...
-        status.wall_seconds, status.peak_memory_mb = round(time.monotonic() - began, 2), round(watch.peak_mb)
-        status.peak_memory_cell = peak_cell(notebook, watch)
+        status.wall_seconds = round(time.monotonic() - began, 2)
+        take_peak(status, notebook, watch)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         status.status, status.failure = "failed", describe_failure(notebook, error, running.source,
                                                                    status.peak_memory_mb)
@@ -293,12 +293,14 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
 KERNEL_START = "the kernel's start"  # no cell ever held more than the kernel did before its first cell
 
 
-def peak_cell(notebook: Path, watch: PeakMemory) -> str | None:
-    """'cell 26 of 33': the code cell running when the notebook's peak memory was seen (None when
-    nothing was measured)."""
+def take_peak(status: NotebookStatus, notebook: Path, watch: PeakMemory) -> None:
+    """The notebook's peak memory, and the code cell running when it was seen ('cell 26 of 33';
+    None when nothing was measured), from the watch into ``status``."""
+    status.peak_memory_mb = round(watch.peak_mb)
     if not watch.peak_mb:
-        return None
-    return cell_position(notebook, watch.peak_at) if watch.peak_at is not None else KERNEL_START
+        status.peak_memory_cell = None
+    else:
+        status.peak_memory_cell = cell_position(notebook, watch.peak_at) if watch.peak_at is not None else KERNEL_START
 
 
 def _render_quietly(ctx: Context, notebook: Path) -> None:

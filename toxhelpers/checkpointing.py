@@ -20,6 +20,7 @@ from toxhelpers.tf_setup import tf_keras
 
 from toxhelpers import batches
 
+
 class TrainingCheckpoint(tf_keras.callbacks.Callback):
     """Saves the training state every ``every`` steps, so a ``fit`` that was interrupted (Ctrl-C,
     a killed process, a closed laptop) continues from its last save when it runs again, and ends

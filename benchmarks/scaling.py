@@ -687,14 +687,25 @@ def data_rows(metrics: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
     return rows
 
 
+def lesson_one_record(report: Path) -> dict[str, Any]:
+    """Lesson 1's own record in the report's artifacts (its ``data_dir`` and row counts). An
+    invocation that runs only later lessons (``--only 09,...``) has neither in its run.json nor,
+    when lesson 1's result is no longer current, in metrics.json; without this, its size would be
+    described by the package's default data instead of the folder lesson 1 read."""
+    record = read_json_or(report / "artifacts" / "metrics" / "data.json", {})
+    return record if isinstance(record, dict) else {}
+
+
 def collect_size(label: str, report: Path) -> SizeResult:
     """One size from its report folder (``not run`` when there is none)."""
     run = read_json_or(report / "run.json", None)
     if not isinstance(run, dict):
         return SizeResult(label, str(report), "not run")
     kept = read_json_or(measured_path(report), {})
-    data_dir = (run.get("parameters") or {}).get("data_dir") or (run.get("data_source") or {}).get("path")
-    rows = data_rows(read_json_or(report / "metrics.json", {}), data_dir)
+    lesson_one = lesson_one_record(report)
+    data_dir = ((run.get("parameters") or {}).get("data_dir") or (lesson_one.get("parameters") or {}).get("data_dir")
+                or (run.get("data_source") or {}).get("path"))
+    rows = data_rows({**(lesson_one.get("metrics") or {}), **read_json_or(report / "metrics.json", {})}, data_dir)
     return SizeResult(label, str(report), run.get("status", "?"), **rows, data_dir=data_dir,
                       finished_at=run.get("finished_at"), git_commit=(run.get("code") or {}).get("git_commit"),
                       kernel_peak_mb=(run.get("peak_memory_mb") or {}).get("kernels"),

@@ -341,6 +341,28 @@ def test_the_size_table_says_which_class_shares_each_size_has(source: Path, tmp_
     assert scaling.shares_cell(vars(size)) == "10.00% / 10.00% (set)"
 
 
+def test_a_report_resumed_without_lesson_1_is_described_by_lesson_1s_own_record(source: Path, tmp_path: Path):
+    # `--only 09,...` on a report whose lesson 1 read a synthetic folder: run.json then holds no
+    # data_dir (the package's default data is its data_source) and metrics.json no data.* counts
+    # (lesson 1's result is not current). Lesson 1's record in the artifacts still says both.
+    scaling.build_folder(source, tmp_path / "k", kaggle_like(), method="tagging", make_perturbation=tagging)
+    report = fake_report(tmp_path / "reports", "k", (1.0, 2.0, 3.0), (10, 20, 30), 1)
+    run = json.loads((report / "run.json").read_text())
+    run["parameters"].pop("data_dir", None)
+    run["data_source"] = {"origin": "bundled", "path": "/site-packages/toxhelpers/data/sample"}
+    (report / "run.json").write_text(json.dumps(run))
+    (report / "metrics.json").write_text(json.dumps({"bias.template_rows": 6000}))
+    records = report / "artifacts" / "metrics"
+    records.mkdir(parents=True)
+    (records / "data.json").write_text(json.dumps({"parameters": {"data_dir": str(tmp_path / "k")},
+                                                   "metrics": {**METRICS, "data.train_csv_rows": 100}}))
+    size = scaling.collect_size("k", report)
+    assert (size.data_dir, size.synthetic, size.shares) == (str(tmp_path / "k"), True, "set")
+    assert (size.train_csv_rows, size.test_rows, size.training_split_rows) == (100, 200, 850)
+    (records / "data.json").unlink()  # without lesson 1's record: the default data, as before
+    assert scaling.collect_size("k", report).data_dir == "/site-packages/toxhelpers/data/sample"
+
+
 def test_a_size_that_finished_with_the_same_command_is_skipped(tmp_path: Path, monkeypatch):
     calls = []
 

@@ -351,18 +351,24 @@ def cpu_description(cpuinfo: str | None = None) -> dict[str, Any]:
     """This CPU's model and its low-precision instruction sets, for run.json and benchmark records.
     ``bf16``: whether ``mixed_bfloat16`` has native instructions here (``None``: unknown, e.g. not
     Linux). Without them TensorFlow emulates bfloat16: on a 2-core Xeon without AVX512_BF16 a
-    training step ran 2.5-4x slower than in float32 (benchmarks/results/precision_shapes_*)."""
+    training step ran 2.5-4x slower than in float32 (benchmarks/results/precision_shapes_*).
+    ``family``: vendor, family and model numbers ("AuthenticAMD 26/2"). A virtual machine often
+    names its CPU only "AMD EPYC", and two such CPUs with the same AVX512_BF16 flag fine-tuned 3x
+    slower and 1.2x faster in bfloat16 (benchmarks/results/precision_lessons_2026-12-07.md): the
+    numbers are what tells them apart in a record."""
     import platform
 
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return {"model": platform.processor() or None, "bf16": None, "low_precision_flags": None}
+            return {"model": platform.processor() or None, "family": None, "bf16": None, "low_precision_flags": None}
     fields = dict(line.split(":", 1) for line in cpuinfo.splitlines()[:40] if ":" in line)
     fields = {key.strip(): value.strip() for key, value in fields.items()}
     flags = set(fields.get("flags", "").split())
+    numbers = [fields.get(key) for key in ("vendor_id", "cpu family", "model")]
     return {"model": fields.get("model name") or platform.processor() or None,
+            "family": f"{numbers[0]} {numbers[1]}/{numbers[2]}" if all(numbers) else None,
             "bf16": bool(flags & set(BF16_FLAGS)) if flags else None,
             "low_precision_flags": sorted(flags & set(LOW_PRECISION_FLAGS)) if flags else None}
 

@@ -311,9 +311,11 @@ def test_the_peer_timeout_is_checked():
 def test_cpu_description_reads_native_bfloat16_from_the_flags():
     """run.json and the benchmark records say whether mixed_bfloat16 has native instructions here:
     without AVX512_BF16/AMX TensorFlow emulates it (2.7-4.5x slower per step on such a Xeon)."""
-    with_bf16 = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    with_bf16 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                 "model name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
     without = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx512f avx512_vnni\n"
-    assert distribute.cpu_description(with_bf16) == {"model": "AMD EPYC 9R14", "bf16": True,
+    assert distribute.cpu_description(with_bf16) == {"model": "AMD EPYC", "family": "AuthenticAMD 26/2", "bf16": True,
                                                       "low_precision_flags": ["avx512_bf16"]}
     assert distribute.cpu_description(without)["bf16"] is False
+    assert distribute.cpu_description(without)["family"] is None  # no numbers given: not guessed
     assert distribute.cpu_description("processor\t: 0\n")["bf16"] is None  # no flags line: unknown

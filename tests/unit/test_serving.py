@@ -57,6 +57,11 @@ def test_onnx_scorer_matches_the_tensorflow_scorer_window_for_window(served):
     np.testing.assert_allclose(onnx_scorer.score(texts), scoring.ToxicityScorer.load(served["folder"]).score(texts),
                                atol=1e-5)
     assert onnx_scorer.classify(texts) == [bool(p >= 0.45) for p in onnx_scorer.score(texts)]
+    # an open session serves as well as its file (lesson 8 reuses its fp32 session: no second copy)
+    session = serving.OnnxClassifier(served["fp32"])
+    reusing = serving.load_onnx_scorer(session, served["folder"])
+    assert reusing.predict is session
+    np.testing.assert_array_equal(reusing.score(texts), onnx_scorer.score(texts))
 
 
 def test_long_comments_are_scored_in_windows_not_truncated(served):

@@ -167,8 +167,10 @@ class OnnxClassifier:
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         # Batches here change shape (length buckets, windows). A memory pattern is planned and kept
-        # per input shape, and with the pattern on, lesson 8 peaked ~150 MB higher (3,063 against
-        # 2,908 MB on the shared sample) at no gain in speed; the arena still reuses buffers.
+        # per input shape: with it on, lesson 8's kernel ended ~150 MB higher in a cell-by-cell trace
+        # on the shared sample (3,063 against 2,908 MB), and latency at batch 1 and 32 x 128 was the
+        # same either way (fp32 and int8, back to back). The arena still reuses buffers; turning it
+        # off too cut the resident memory between calls but sent the peaks to 3.4-3.9 GB.
         options.enable_mem_pattern = False
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input_names = [item.name for item in self.session.get_inputs()]
@@ -196,6 +198,9 @@ def load_onnx_scorer(onnx_file: str | os.PathLike | OnnxClassifier, model_folder
     spec = model.ClassifierSpec.load(model.require_saved_classifier(model_folder))
     model.check_saved_files(model_folder, spec)
     tokenizer = AutoTokenizer.from_pretrained(model_folder / "tokenizer")
+    if isinstance(onnx_file, OnnxClassifier) and threads:
+        raise ValueError(f"threads={threads} with a session already open: its threads were set when it was "
+                         "opened (OnnxClassifier(path, threads)); pass the path instead, or no threads")
     session = onnx_file if isinstance(onnx_file, OnnxClassifier) else OnnxClassifier(onnx_file, threads)
     return scoring.ToxicityScorer(session, tokenizer, spec.max_length, spec.threshold, batch_size)
 

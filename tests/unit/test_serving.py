@@ -62,6 +62,8 @@ def test_onnx_scorer_matches_the_tensorflow_scorer_window_for_window(served):
     reusing = serving.load_onnx_scorer(session, served["folder"])
     assert reusing.predict is session
     np.testing.assert_array_equal(reusing.score(texts), onnx_scorer.score(texts))
+    with pytest.raises(ValueError, match="threads=2 with a session already open"):
+        serving.load_onnx_scorer(session, served["folder"], threads=2)
 
 
 def test_long_comments_are_scored_in_windows_not_truncated(served):

@@ -9,6 +9,7 @@ import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -29,3 +30,28 @@ def machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
     return {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
             "cpu": cpu_description(), "memory_gb": round(memory / 1024 ** 3, 1) if memory else None}
+
+
+def bundled_classifier(precision: str = "float32") -> Any:
+    """Lesson 6's classifier on the bundled encoder, trainable and compiled, seeded: what the
+    per-step benchmarks (precision_shapes, step_memory) train, built one way for both."""
+    from toxhelpers import distribute, model, pretrained, training
+
+    distribute.set_precision(precision)
+    training.seed_everything(0)
+    checkpoint = pretrained.resolve_checkpoint(pretrained.BUNDLED, announce=False)
+    encoder = pretrained.load_encoder(checkpoint, pretrained.encoder_config(checkpoint))
+    classifier = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [64], dropout=0.1, seed=0),
+                                        "cls")
+    model.set_encoder_trainable(encoder, True)
+    model.compile_model(classifier, learning_rate=1e-5)
+    return classifier
+
+
+def random_batch(rng: Any, rows: int, width: int) -> tuple[dict, Any]:
+    """One batch of ``rows`` x ``width`` random token ids, every position real, and random labels."""
+    import numpy as np
+
+    inputs = {"input_ids": rng.integers(1000, 30000, (rows, width)).astype("int32"),
+              "attention_mask": np.ones((rows, width), dtype="int32")}
+    return inputs, rng.integers(0, 2, (rows, 1)).astype("float32")

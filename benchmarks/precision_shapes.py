@@ -23,9 +23,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from benchmark_records import machine, save_record
+from benchmark_records import bundled_classifier, machine, random_batch, save_record
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 WIDTHS = (16, 32, 64, 128)  # lesson 6's bucket widths (every 16 up to max_length 128; a subset)
@@ -38,22 +37,13 @@ def measure(precision: str, steps: int) -> dict:
     import numpy as np
 
     import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
-    from toxhelpers import distribute, model, pretrained, recording, training
+    from toxhelpers import recording
 
-    distribute.set_precision(precision)
-    training.seed_everything(0)
-    checkpoint = pretrained.resolve_checkpoint(pretrained.BUNDLED, announce=False)
-    encoder = pretrained.load_encoder(checkpoint, pretrained.encoder_config(checkpoint))
-    head = model.build_head(encoder.config.hidden_size, [64], dropout=0.1, seed=0)
-    classifier = model.build_classifier(encoder, head, "cls")
-    model.set_encoder_trainable(encoder, True)
-    model.compile_model(classifier, learning_rate=1e-5)
+    classifier = bundled_classifier(precision)
     rng = np.random.default_rng(0)
     results = {}
     for width in WIDTHS:
-        inputs = {"input_ids": rng.integers(1000, 30000, (BATCH, width)).astype("int32"),
-                  "attention_mask": np.ones((BATCH, width), dtype="int32")}
-        labels = rng.integers(0, 2, (BATCH, 1)).astype("float32")
+        inputs, labels = random_batch(rng, BATCH, width)
         for _ in range(2):
             classifier.train_on_batch(inputs, labels)
             classifier.predict_on_batch(inputs)

@@ -22,16 +22,17 @@ import subprocess
 import sys
 import time
 
-from benchmark_records import machine, save_record
+from benchmark_records import bundled_classifier, machine, random_batch, save_record
 
 WIDTHS = (16, 32, 64, 128)  # lesson 6's bucket widths at max_length 128 (every 16; a subset)
 BATCH = 32
 
 
 def resident_mb() -> float:
-    """This process's resident memory now (Linux ``VmRSS``), in MiB."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+    """This process's resident memory now, in MiB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1024 ** 2
 
 
 def measure(cap: int, steps: int) -> dict:
@@ -39,20 +40,13 @@ def measure(cap: int, steps: int) -> dict:
     import numpy as np
 
     import toxhelpers  # noqa: F401  (Keras 2 before TensorFlow)
-    from toxhelpers import batches, model, pretrained, recording, training
+    from toxhelpers import batches, recording
 
-    training.seed_everything(0)
-    checkpoint = pretrained.resolve_checkpoint(pretrained.BUNDLED, announce=False)
-    encoder = pretrained.load_encoder(checkpoint, pretrained.encoder_config(checkpoint))
-    classifier = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [64], 0.1, seed=0), "cls")
-    model.set_encoder_trainable(encoder, True)
-    model.compile_model(classifier, learning_rate=1e-5)
+    classifier = bundled_classifier()
     rng = np.random.default_rng(0)
     after, seconds_per_1000 = {"loaded": resident_mb()}, {}
     for width, rows in zip(WIDTHS, batches.bucket_batch_sizes(list(WIDTHS), BATCH, cap)):
-        inputs = {"input_ids": rng.integers(1000, 30000, (rows, width)).astype("int32"),
-                  "attention_mask": np.ones((rows, width), dtype="int32")}
-        labels = rng.integers(0, 2, (rows, 1)).astype("float32")
+        inputs, labels = random_batch(rng, rows, width)
         classifier.train_on_batch(inputs, labels)  # the first step of a shape traces
         started = time.perf_counter()
         for _ in range(steps):

@@ -44,10 +44,11 @@ RECIPES = {
     "linear-1": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1},
     "linear-2": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 2},
     "linear-1-cap2048": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1, "tokens_per_batch": 2048},
+    "linear-1-cap1024": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1, "tokens_per_batch": 1024},  # lesson 6's since 2026-12-07
     "linear-1-len256": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 1, "max_length": 256},
     "linear-2-len256": {"schedule": "linear", "learning_rate": 5e-5, "epochs": 2, "max_length": 256},
 }
-DEFAULT_RECIPES = ("constant-1", "linear-1", "linear-1-cap2048", "linear-2")
+DEFAULT_RECIPES = ("constant-1", "linear-1", "linear-1-cap2048", "linear-1-cap1024", "linear-2")
 
 
 def load_start(artifacts: Path, max_length: int | None):

@@ -36,24 +36,44 @@ def test_peak_memory_catches_a_peak_between_samples_through_the_high_water_mark(
     assert watched_peak_mb(ALLOCATE.format(mb=400, after="del block; ", hold=1.5), interval=0.7) >= 400
 
 
-def test_the_peak_is_counted_to_what_was_running_when_it_was_seen():
-    """``where`` stands for the executor's current cell: the child holds 50 MB from its start, 300
-    MB more from its second second to its third, then frees them; the label is 'small' for half a
-    second, 'large' until second 3.5, then 'after'. The peak belongs to 'large', not to the last."""
-    child = ("import time; small = bytearray(50 * 2**20); small[::4096] = b'x' * len(small[::4096]); time.sleep(1.0); "
-             + ALLOCATE.format(mb=300, after="", hold=1.0) + "; del block; time.sleep(1.5)")
+def peak_and_where(child_code: str, labels: list[tuple[str, float]]) -> tuple[str, float]:
+    """PeakMemory's ``peak_at`` and peak, in a clean process, while its child runs ``child_code``
+    and ``where`` (the executor's current cell) steps through ``labels``: (label, seconds) each,
+    the last held until the child ends."""
     watcher = ("import subprocess, sys, time\n"
                "from toxhelpers.run.peak_memory import PeakMemory\n"
-               "running = ['small']\n"
+               f"labels = {labels!r}\n"
+               "running = [labels[0][0]]\n"
                "with PeakMemory(interval=0.05, where=lambda: running[0]) as watch:\n"
-               f"    process = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
-               "    time.sleep(0.5); running[0] = 'large'\n"
-               "    time.sleep(3.0); running[0] = 'after'\n"
+               f"    process = subprocess.Popen([sys.executable, '-c', {child_code!r}])\n"
+               "    for (_, seconds), (following, _) in zip(labels, labels[1:]):\n"
+               "        time.sleep(seconds); running[0] = following\n"
                "    process.wait()\n"
                "print(watch.peak_at, watch.peak_mb)\n")
     result = subprocess.run([sys.executable, "-c", watcher], capture_output=True, text=True, check=True)
     where, peak = result.stdout.split()
-    assert where == "large" and float(peak) >= 300
+    return where, float(peak)
+
+
+def test_the_peak_is_counted_to_what_was_running_when_it_was_seen():
+    """The child holds 50 MB from its start, 300 MB more from its second second to its third, then
+    frees them; the label is 'small' for half a second, 'large' until second 3.5, then 'after'.
+    The peak belongs to 'large', not to the last."""
+    child = ("import time; small = bytearray(50 * 2**20); small[::4096] = b'x' * len(small[::4096]); time.sleep(1.0); "
+             + ALLOCATE.format(mb=300, after="", hold=1.0) + "; del block; time.sleep(1.5)")
+    where, peak = peak_and_where(child, [("small", 0.5), ("large", 3.0), ("after", 0.0)])
+    assert where == "large" and peak >= 300
+
+
+def test_a_few_mb_more_later_do_not_move_the_peak_to_a_later_cell():
+    """The child takes 300 MB while the label is 'large', then 2 MB more (under 1% of the peak)
+    while it is 'creep': the high-water mark rises last in 'creep', but the memory was taken in
+    'large', and that is the cell a reader has to change."""
+    child = ("import time; time.sleep(0.5); "
+             + ALLOCATE.format(mb=300, after="", hold=1.5)
+             + "; extra = bytearray(2 * 2**20); extra[::4096] = b'x' * len(extra[::4096]); time.sleep(1.0)")
+    where, peak = peak_and_where(child, [("start", 0.3), ("large", 1.5), ("creep", 0.0)])
+    assert where == "large" and peak >= 300
 
 
 def test_high_water_of_a_missing_process_is_zero():

@@ -294,8 +294,8 @@ KERNEL_START = "the kernel's start"  # no cell ever held more than the kernel di
 
 
 def take_peak(status: NotebookStatus, notebook: Path, watch: PeakMemory) -> None:
-    """The notebook's peak memory, and the code cell running when it was seen ('cell 26 of 33';
-    None when nothing was measured), from the watch into ``status``."""
+    """The notebook's peak memory, and the code cell running when the kernel first came within 1%
+    of it ('cell 26 of 33'; None when nothing was measured), from the watch into ``status``."""
     status.peak_memory_mb = round(watch.peak_mb)
     if not watch.peak_mb:
         status.peak_memory_cell = None

@@ -7,8 +7,9 @@ maximum over every kernel the run ever waited for. So :class:`PeakMemory` watche
 child processes while one notebook executes: every ``interval`` seconds it adds up their
 resident memory, and it also reads each process's own high-water mark (Linux ``VmHWM``), which
 catches a peak that falls between two samples. The larger of the two is reported, with the cell
-that was running when it was seen (``peak_at``): on an 8 GB laptop the question after "how much"
-is "where".
+that was running when the kernel first came within 1% of it (``peak_at``): on an 8 GB laptop the
+question after "how much" is "where", and the answer is the cell that took the memory, not a later
+one that raised the high-water mark by a few MB more.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import TracebackType
 import psutil
 
 MB = 1024 * 1024
+NEAR_PEAK = 0.99  # a level within 1% of the peak counts as reaching it (later cells often add a few MB)
 
 
 def high_water_mb(pid: int) -> float:
@@ -38,13 +40,13 @@ class PeakMemory:
     """``with PeakMemory() as watch: ...``, then ``watch.peak_mb``: the most resident memory the
     processes started by this one (a notebook's kernel and its children) held at one time.
     ``where``: what is running now (the executor's current cell); ``watch.peak_at`` is what it
-    returned when the peak was first seen (a high-water mark that rose between two samples is
-    counted to the cell running at the second one)."""
+    returned when the memory first came within 1% of the peak (a high-water mark that rose between
+    two samples is counted to the cell running at the second one)."""
 
     def __init__(self, interval: float = 0.2, where: Callable[[], str | None] | None = None):
         self.interval = interval
         self.peak_mb = 0.0
-        self.peak_at: str | None = None
+        self._rises: list[tuple[float, str | None]] = []  # (new highest MB, where), each time it rose
         self._where = where
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="peak-memory", daemon=True)
@@ -69,7 +71,12 @@ class PeakMemory:
                 continue
         if max(total, highest) > self.peak_mb:
             self.peak_mb = max(total, highest)
-            self.peak_at = self._where() if self._where is not None else None
+            self._rises.append((self.peak_mb, self._where() if self._where is not None else None))
+
+    @property
+    def peak_at(self) -> str | None:
+        """What was running when the memory first came within 1% of its peak (None before any)."""
+        return next((where for mb, where in self._rises if mb >= NEAR_PEAK * self.peak_mb), None)
 
     def _watch(self) -> None:
         while not self._stop.is_set():

@@ -27,21 +27,6 @@ def shared_sample_dir() -> Path:
                                PROJECT_ROOT.parent / "shared" / "data" / "jigsaw-sample")).resolve()
 
 
-# Session fixtures that cost tens of seconds or minutes: every test using one runs in one xdist
-# worker (the group of the fixture's name), so it is made once, not once per worker. The
-# notebook tier's smoke walkthrough; the one-process reference of the tf.distribute and Ray
-# agreement tests.
-SHARED_IN_ONE_WORKER = ("walkthrough", "one_process")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for fixture in SHARED_IN_ONE_WORKER:
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(fixture))
-
-
 def missing(message: str, required_by: str) -> None:
     """Something a test needs is not on this machine: skip, or fail where the environment
     variable ``required_by`` is 1 (CI sets it, so a missing prerequisite never skips silently)."""

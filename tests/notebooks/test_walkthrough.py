@@ -41,7 +41,17 @@ def smoke_run(out: Path, data_dir: Path | None, overrides: dict | None = None, *
 
 @pytest.fixture(scope="session")
 def walkthrough(walkthrough_data: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """The whole walkthrough, smoke profile: run once, checked per notebook."""
+    """The whole walkthrough, smoke profile: run once, checked per notebook. Once per test session:
+    under pytest-xdist the workers' temporary folders share a parent, where the first worker to make
+    it signs; a second one means the tests of this file were spread over workers (the suite's
+    distribution changed) and the machine would run the walkthrough twice."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        signed = tmp_path_factory.getbasetemp().parent / "walkthrough-made-by"
+        if signed.exists():
+            pytest.fail(f"the walkthrough was already made by xdist worker {signed.read_text()}, now again by "
+                        f"{worker}: keep this file's tests in one worker (pyproject.toml's --dist)", pytrace=False)
+        signed.write_text(worker)
     return smoke_run(tmp_path_factory.mktemp("smoke") / "report", walkthrough_data)
 
 

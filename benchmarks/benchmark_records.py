@@ -14,10 +14,21 @@ from typing import Any
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+_WRITTEN: dict[Path, Path] = {}  # results/name_date -> the stem this process writes it to
+
+
 def save_record(name: str, record: dict, markdown: str | Sequence[str], date: str | None = None) -> Path:
-    """Write both files (``date``: YYYY-MM-DD, default today) and return their common stem."""
+    """Write both files (``date``: YYYY-MM-DD, default today) and return their common stem. A
+    process rewrites its own record (a benchmark that saves after each step), but never one that
+    was there before it started: two runs on one day, or a run on the day of a committed record,
+    would otherwise lose the earlier one. This one then takes the next free ``_2``, ``_3``..."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    stem = RESULTS_DIR / f"{name}_{date or dt.date.today().isoformat()}"
+    base = RESULTS_DIR / f"{name}_{date or dt.date.today().isoformat()}"
+    if base not in _WRITTEN:
+        candidates = (base, *(base.with_name(f"{base.name}_{n}") for n in range(2, 10_000)))
+        _WRITTEN[base] = next(stem for stem in candidates
+                              if not Path(f"{stem}.json").exists() and not Path(f"{stem}.md").exists())
+    stem = _WRITTEN[base]
     Path(f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")
     Path(f"{stem}.md").write_text(markdown if isinstance(markdown, str) else "\n".join(markdown) + "\n")
     return stem

@@ -194,13 +194,13 @@ def load_onnx_scorer(onnx_file: str | os.PathLike | OnnxClassifier, model_folder
     weights and buffers, about 250 MB for the fp32 model, so a second one is worth avoiding."""
     from transformers import AutoTokenizer
 
+    if isinstance(onnx_file, OnnxClassifier) and threads:
+        raise ValueError(f"threads={threads} with a session already open: its threads were set when it was "
+                         "opened (OnnxClassifier(path, threads)); pass the path instead, or no threads")
     model_folder = Path(model_folder)
     spec = model.ClassifierSpec.load(model.require_saved_classifier(model_folder))
     model.check_saved_files(model_folder, spec)
     tokenizer = AutoTokenizer.from_pretrained(model_folder / "tokenizer")
-    if isinstance(onnx_file, OnnxClassifier) and threads:
-        raise ValueError(f"threads={threads} with a session already open: its threads were set when it was "
-                         "opened (OnnxClassifier(path, threads)); pass the path instead, or no threads")
     session = onnx_file if isinstance(onnx_file, OnnxClassifier) else OnnxClassifier(onnx_file, threads)
     return scoring.ToxicityScorer(session, tokenizer, spec.max_length, spec.threshold, batch_size)
 

@@ -70,6 +70,7 @@ from toxhelpers import data  # noqa: E402
 from toxhelpers.artifacts import read_json, sha256_file, write_json, write_text  # noqa: E402
 from toxhelpers.run.notebooks import discover_notebooks, select_notebooks  # noqa: E402
 from toxhelpers.run.parameters import declared_parameters  # noqa: E402
+from toxhelpers.run.summary import THIS_RUN  # noqa: E402
 from toxhelpers.data import ID_COLUMN, LABEL_COLUMNS, RANDOM_IDS_FILE, SYNTHETIC_MANIFEST, TEXT_COLUMN  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -568,15 +569,24 @@ def read_json_or(path: Path, default: Any) -> Any:
         return default
 
 
+def executed_lessons(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The lessons an invocation executed (not those it reused), with their status, seconds and
+    peak. run.json keeps a reused lesson's costs, but the next invocation overwrites what an
+    interrupted one spent (a Kaggle-size run may be stopped mid-fit at a session's end and resume)."""
+    keys = ("status", "wall_seconds", "peak_memory_mb", "peak_memory_cell")
+    return {item["name"]: {key: item.get(key) for key in keys}
+            for item in run.get("notebooks", []) if item.get("measured_in") == THIS_RUN}
+
+
 def remember(report: Path, invocation: dict[str, Any]) -> dict[str, Any]:
-    """Keep this invocation (its load average goes into the record) and, when it completed the
-    report, its arguments: :func:`finished` skips the size next time. Lessons' costs need no
-    copy here: run.json keeps a reused lesson's wall seconds and peak memory."""
+    """Keep this invocation (its load average goes into the record, its executed lessons into the
+    lessons' earlier attempts) and, when it completed the report, its arguments: :func:`finished`
+    skips the size next time."""
     kept = read_json_or(measured_path(report), {"invocations": []})
     run = read_json_or(report / "run.json", {})
     if not isinstance(run, dict):
         run = {}
-    kept.setdefault("invocations", []).append(invocation)
+    kept.setdefault("invocations", []).append({**invocation, "lessons": executed_lessons(run)})
     if invocation.get("exit_status") == 0 and run.get("status") == "complete":
         kept["completed"] = {"arguments": invocation["arguments"], "finished_at": run.get("finished_at")}
     if report.exists():
@@ -631,6 +641,14 @@ class LessonResult:
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None
     peak_memory_cell: str | None = None  # "cell 26 of 33": where the run saw the peak (runs since 2026-12-06)
+    # Runs of the lesson that were stopped before it ran again to the end: {status, wall_seconds, peak...}
+    earlier_attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def highest_peak_mb(self) -> float | None:
+        """The largest memory any run of the lesson took, the stopped ones too."""
+        peaks = [p for p in [self.peak_memory_mb, *(a.get("peak_memory_mb") for a in self.earlier_attempts)] if p]
+        return max(peaks) if peaks else None
 
 
 @dataclass
@@ -655,16 +673,24 @@ class SizeResult:
     lessons: dict[str, LessonResult] = field(default_factory=dict)
 
 
-def lesson_results(run: dict[str, Any]) -> dict[str, LessonResult]:
+STOPPED = ("interrupted", "failed")
+
+
+def lesson_results(run: dict[str, Any], invocations: Sequence[dict[str, Any]] = ()) -> dict[str, LessonResult]:
     """Each lesson's wall time and peak memory as run.json gives them: a reused lesson's are those
     of the invocation that executed it (a report whose lesson manifests predate that has no peak
-    for a reused lesson: its cell stays empty)."""
+    for a reused lesson: its cell stays empty). A lesson that ran to the end also gets the runs of
+    it that earlier invocations stopped (``invocations``, from the .measured.json beside the report)."""
     results = {}
     for item in run.get("notebooks", []):
         status = item.get("status", "?")
         results[item["name"]] = (LessonResult(status, item.get("wall_seconds"), item.get("peak_memory_mb"),
                                               item.get("peak_memory_cell"))
                                  if status in ("ran", "reused") else LessonResult(status))
+    for invocation in invocations:
+        for name, attempt in (invocation.get("lessons") or {}).items():
+            if attempt.get("status") in STOPPED and name in results and results[name].status in ("ran", "reused"):
+                results[name].earlier_attempts.append(attempt)
     return results
 
 
@@ -710,7 +736,7 @@ def collect_size(label: str, report: Path) -> SizeResult:
                       finished_at=run.get("finished_at"), git_commit=(run.get("code") or {}).get("git_commit"),
                       kernel_peak_mb=(run.get("peak_memory_mb") or {}).get("kernels"),
                       load_average=[item.get("load_average") for item in kept.get("invocations", [])],
-                      lessons=lesson_results(run))
+                      lessons=lesson_results(run, kept.get("invocations", [])))
 
 
 def growth_exponent(seconds: tuple[float | None, float | None], rows: tuple[int | None, int | None]) -> float | None:
@@ -742,9 +768,10 @@ def build_table(sizes: list[SizeResult]) -> dict[str, Any]:
             lesson = s.lessons.get(name, LessonResult("absent"))
             per_1000 = lesson.wall_seconds / rows[s.label] * 1000 if lesson.wall_seconds and rows[s.label] else None
             cells[s.label] = {**asdict(lesson), "seconds_per_1000_rows": per_1000}
-            if (lesson.peak_memory_mb or 0) > MEMORY_FLAG_MB:
-                table["flags"]["over_memory"].append({"lesson": name, "size": s.label, "peak_memory_mb": lesson.peak_memory_mb,
-                                                      "cell": lesson.peak_memory_cell})
+            if (lesson.highest_peak_mb or 0) > MEMORY_FLAG_MB:
+                highest = max([asdict(lesson), *lesson.earlier_attempts], key=lambda run: run.get("peak_memory_mb") or 0)
+                table["flags"]["over_memory"].append({"lesson": name, "size": s.label, "peak_memory_mb": highest["peak_memory_mb"],
+                                                      "cell": highest.get("peak_memory_cell")})
         table["lessons"][name] = cells
         table["growth"][name] = growth_row(name, measured, cells, rows, table["flags"]["faster_than_linear"])
     return table
@@ -790,7 +817,7 @@ def lesson_markdown(table: dict[str, Any]) -> list[str]:
         text = number(entry[key], digits)
         if key == "peak_memory_mb" and (entry[key] or 0) > MEMORY_FLAG_MB:
             text = f"**{text}** (over {MEMORY_FLAG_MB:,})"
-        return text
+        return text + stopped_runs(entry, key)
 
     lines = ["## Wall seconds per lesson", "", *head(sizes)]
     lines += [f"| {name} | " + " | ".join(cell(lessons[name][s], "wall_seconds") for s in sizes) + " |" for name in lessons]
@@ -800,6 +827,19 @@ def lesson_markdown(table: dict[str, Any]) -> list[str]:
     lines += ["", f"## Seconds per 1,000 training rows ({basis})", "", *head(sizes)]
     lines += [f"| {name} | " + " | ".join(cell(lessons[name][s], "seconds_per_1000_rows", 2) for s in sizes) + " |" for name in lessons]
     return lines + ["", *growth_markdown(table)]
+
+
+def stopped_runs(entry: dict[str, Any], key: str) -> str:
+    """`` (+1,234.5 s in 1 stopped run)`` after a lesson's seconds, `` (a stopped run: 3,050)`` after
+    its peak when a stopped run went higher; nothing for a lesson that ran once."""
+    attempts = entry.get("earlier_attempts") or []
+    if not attempts:
+        return ""
+    if key == "wall_seconds":
+        spent = sum(a.get("wall_seconds") or 0 for a in attempts)
+        return f" (+{spent:,.1f} s in {len(attempts)} stopped run{'s' if len(attempts) > 1 else ''})"
+    peak = max(a.get("peak_memory_mb") or 0 for a in attempts)
+    return f" (a stopped run: {peak:,.0f})" if key == "peak_memory_mb" and peak > (entry[key] or 0) else ""
 
 
 def ratio_text(value: float | None) -> str:
@@ -881,8 +921,11 @@ def markdown(record: dict[str, Any]) -> list[str]:
     if not (flags["over_memory"] or flags["faster_than_linear"]):
         lines.append("- none")
     lines += ["", "Reused lessons count with the time and memory of the run that executed them; seconds of a size "
-              "resumed across invocations were not all measured back to back. Timings on a loaded machine "
-              "(load average above the CPU count) are not comparable."]
+              "resumed across invocations were not all measured back to back. A lesson stopped and run again "
+              "shows its last run's seconds (the size's total counts only those) and, after them, what its stopped "
+              "runs spent: an uninterrupted run takes between the two (the rerun repeats the cells before the "
+              "point it resumes from). Its growth exponent and seconds per 1,000 rows use the last run's seconds, "
+              "so they understate it. Timings on a loaded machine (load average above the CPU count) are not comparable."]
     return lines
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -431,3 +432,41 @@ def test_the_data_folder_is_passed_only_when_lesson_1_is_selected(tmp_path: Path
     assert "--data-dir" in arguments() and "--data-dir" in arguments("01,02") and "--data-dir" in arguments("1")
     later = arguments("09,10", "12")
     assert "--data-dir" not in later and later.count("--only") == 2
+
+
+def test_a_lesson_stopped_and_run_again_shows_what_its_stopped_run_spent(tmp_path: Path, monkeypatch):
+    """A Kaggle-size run outlasts a session: lesson 6 stopped mid-fit, the next invocation resumes
+    it. run.json then has only the last run's seconds; the stopped run's are kept in the
+    .measured.json beside it, and the table shows both (and flags the stopped run's peak)."""
+    calls = iter([(143, ("ran", "interrupted", "not run"), (1.0, 700.0, None), (10, 3100, None)),
+                  (0, ("reused", "ran", "ran"), (1.0, 500.0, 3.0), (10, 2900, 30))])
+
+    def fake_launch(command):
+        code, statuses, times, peaks = next(calls)
+        report = Path(command[command.index("--out") + 1])
+        shutil.rmtree(report, ignore_errors=True)
+        fake_report(report.parent, report.name.removeprefix("scale-"), times, peaks, 1, statuses)
+        run = json.loads((report / "run.json").read_text())
+        for item in run["notebooks"]:
+            item["measured_in"] = {"reused": "earlier run", "not run": None}.get(item["status"], "this run")
+        (report / "run.json").write_text(json.dumps(run))
+        return code
+
+    monkeypatch.setattr(scaling, "launch", fake_launch)
+    report = tmp_path / "scale-kaggle"
+    arguments = scaling.run_arguments(tmp_path / "data", report, [], [])
+    assert scaling.run_size(report, arguments) == 143 and scaling.run_size(report, arguments) == 0
+    kept = json.loads(scaling.measured_path(report).read_text())
+    assert kept["invocations"][0]["lessons"]["05_training.ipynb"]["status"] == "interrupted"
+    assert set(kept["invocations"][1]["lessons"]) == {"05_training.ipynb", "09_bias.ipynb"}  # 01 was reused
+
+    training = scaling.collect_size("kaggle", report).lessons["05_training.ipynb"]
+    assert (training.wall_seconds, training.peak_memory_mb, training.highest_peak_mb) == (500.0, 2900, 3100)
+    assert [attempt["wall_seconds"] for attempt in training.earlier_attempts] == [700.0]
+    table = scaling.build_table([scaling.collect_size("kaggle", report)])
+    assert table["flags"]["over_memory"] == [{"lesson": "05_training.ipynb", "size": "kaggle",
+                                              "peak_memory_mb": 3100, "cell": None}]
+    lines = scaling.lesson_markdown(table)
+    assert "| 05_training.ipynb | 500.0 (+700.0 s in 1 stopped run) |" in lines
+    assert "| 05_training.ipynb | 2,900 (a stopped run: 3,100) |" in lines
+    assert "| 09_bias.ipynb | 3.0 |" in lines

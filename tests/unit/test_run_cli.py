@@ -173,6 +173,9 @@ def test_sigterm_is_an_interrupt_and_sigkill_is_reported_next_time(lessons: Path
         if stop == signal.SIGTERM:
             assert code == 143 and "Interrupted: partial notebook kept" in text and "Traceback" not in text, text
             assert record()["status"] == "interrupted" and record()["stopped_by"] == "SIGTERM"
+            stopped = next(item for item in record()["notebooks"] if item["name"] == "03_wait.ipynb")
+            assert stopped["status"] == "interrupted" and stopped["wall_seconds"] > 0
+            assert stopped["peak_memory_mb"] > 0 and stopped["peak_memory_cell"]  # its cost until the stop
             assert "**Status:** interrupted by SIGTERM" in (out / "summary.md").read_text()
             wait_until(lambda: not any(psutil.pid_exists(pid) for pid in kernels), "the kernel to end", 30)
         else:

@@ -261,8 +261,9 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
             execute(ctx, notebook, output, running)
         take_peak(status, notebook, watch)
         render_html(ctx.folder.executed(notebook), ctx.folder.html(notebook))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # its time and peak so far: a lesson resumed later has cost this much more
         status.status, status.wall_seconds = "interrupted", round(time.monotonic() - began, 2)
+        take_peak(status, notebook, watch)
         claim(ctx, notebook, list(changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))))
         raise
     except Exception as error:  # papermill's cell error, a dead kernel, a missing kernel...

@@ -34,8 +34,10 @@ Each size runs ``python -m toxhelpers run --profile full --data-dir <folder> --o
 resumes: a size whose report finished with the same command is skipped, and ``toxhelpers run``
 itself reuses the lessons it finished: run.json gives a reused lesson the wall seconds and peak
 memory of the invocation that executed it (``measured_in: "earlier run"``), and the table counts
-them. Each invocation (arguments, exit status, seconds, load average before and after) is kept in
-``<reports>/scale-<size>.measured.json``, beside the report. The record goes to
+them. Each invocation (arguments, exit status, seconds, load average before and after, and the
+seconds and peak of each lesson it executed) is kept in ``<reports>/scale-<size>.measured.json``,
+beside the report: a lesson stopped part-way (Ctrl-C, SIGTERM; lesson 6 then resumes from its
+checkpoint) shows what its stopped runs spent beside its final run's cost. The record goes to
 ``benchmarks/results/scaling_<date>.{json,md}``: per lesson and size the wall seconds, peak MB,
 seconds per 1,000 training rows, and the growth exponent between consecutive sizes
 (log(time ratio) / log(row ratio): 1 is linear, above it the lesson grows faster than the data).

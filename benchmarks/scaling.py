@@ -646,11 +646,14 @@ class LessonResult:
     # Runs of the lesson that were stopped before it ran again to the end: {status, wall_seconds, peak...}
     earlier_attempts: list[dict[str, Any]] = field(default_factory=list)
 
+    def highest_peak(self) -> dict[str, Any]:
+        """The run of the lesson, final or stopped, that took the most memory: its peak and cell."""
+        final = {"peak_memory_mb": self.peak_memory_mb, "peak_memory_cell": self.peak_memory_cell}
+        return max([final, *self.earlier_attempts], key=lambda run: run.get("peak_memory_mb") or 0)
+
     @property
     def highest_peak_mb(self) -> float | None:
-        """The largest memory any run of the lesson took, the stopped ones too."""
-        peaks = [p for p in [self.peak_memory_mb, *(a.get("peak_memory_mb") for a in self.earlier_attempts)] if p]
-        return max(peaks) if peaks else None
+        return self.highest_peak().get("peak_memory_mb")
 
 
 @dataclass
@@ -770,8 +773,8 @@ def build_table(sizes: list[SizeResult]) -> dict[str, Any]:
             lesson = s.lessons.get(name, LessonResult("absent"))
             per_1000 = lesson.wall_seconds / rows[s.label] * 1000 if lesson.wall_seconds and rows[s.label] else None
             cells[s.label] = {**asdict(lesson), "seconds_per_1000_rows": per_1000}
-            if (lesson.highest_peak_mb or 0) > MEMORY_FLAG_MB:
-                highest = max([asdict(lesson), *lesson.earlier_attempts], key=lambda run: run.get("peak_memory_mb") or 0)
+            highest = lesson.highest_peak()
+            if (highest["peak_memory_mb"] or 0) > MEMORY_FLAG_MB:
                 table["flags"]["over_memory"].append({"lesson": name, "size": s.label, "peak_memory_mb": highest["peak_memory_mb"],
                                                       "cell": highest.get("peak_memory_cell")})
         table["lessons"][name] = cells

@@ -22,6 +22,24 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 SYNTHETIC_DATA_DIR = Path(__file__).resolve().parent / "synthetic_data"
 
 
+# The longest test files, longest first (2-core AMD EPYC family 23, 2026-12-07, in the suite: the
+# walkthrough's file ~870 s, then ~260, ~200, ~90, ~70, ~60 s). They run first, so under `--dist loadfile` (with
+# `--no-loadscope-reorder`, pyproject.toml) one process makes the walkthrough while the other takes
+# these, and only short files are left for whichever finishes first. Left to xdist's default order
+# (files with most tests first), the Ray test's file started last, after the walkthrough (the suite
+# then ended ~170 s after one process had gone idle), and the two agreement files landed in
+# different processes, each making the one-process reference (``one_process``, ~40 s) again.
+LONGEST_TEST_FILES = ("tests/notebooks/test_walkthrough.py", "tests/unit/test_distribute.py",
+                      "tests/unit/test_run_ray_engine.py", "tests/unit/test_run_resume.py",
+                      "tests/notebooks/test_interrupt_and_bad_data.py", "tests/unit/test_training.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest test files first; every other test keeps its place (a stable sort)."""
+    rank = {path: index for index, path in enumerate(LONGEST_TEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 def shared_sample_dir() -> Path:
     return Path(os.environ.get("TOXHELPERS_SHARED_SAMPLE",
                                PROJECT_ROOT.parent / "shared" / "data" / "jigsaw-sample")).resolve()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tiny_bert import tiny_encoder
 from distributed_steps import AGREEMENT, PROJECT_ROOT, agreement, finish, start
 from toxhelpers import distribute
 
@@ -181,12 +182,12 @@ def float32_afterwards():
 
 
 @pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
-def test_mixed_precision_trains_and_gives_float32_probabilities(precision, compute, bundled_checkpoint, encoded,
-                                                                comment_labels, float32_afterwards):
-    from toxhelpers import batches, model, pretrained
+def test_mixed_precision_trains_and_gives_float32_probabilities(precision, compute, encoded, comment_labels,
+                                                                float32_afterwards):
+    from toxhelpers import batches, model
 
     distribute.set_precision(precision)
-    encoder = pretrained.load_encoder(bundled_checkpoint)
+    encoder = tiny_encoder()  # built under the policy: its layers compute in 16 bits
     head = model.build_head(encoder.config.hidden_size, [16])
     classifier = model.compile_model(model.build_classifier(encoder, head, "mean"), learning_rate=1e-4)
     before = [weight.numpy().copy() for weight in head.trainable_weights]
@@ -278,9 +279,6 @@ def test_a_worker_whose_peers_never_come_stops_with_one_message(tmp_path):
 
 def test_sigterm_ends_a_worker_waiting_for_its_peers(tmp_path):
     """Issue 22 row 10: TensorFlow's own SIGTERM handler kept a waiting worker alive."""
-    import signal
-    import time
-
     log = tmp_path / "worker.log"
     process = start_lonely_worker("300", log)
     try:

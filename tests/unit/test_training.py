@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tiny_bert import tiny_encoder
 from toxhelpers import batches, evaluation, model, pretrained, tokenization, training
 
 
@@ -126,7 +127,8 @@ def test_head_trained_on_cached_features_drops_into_full_model(encoder, encoded,
     assert on_features.std() > 0  # the head produces distinct outputs: the comparison means something
 
 
-def test_padding_throughput_puts_the_weights_back(encoder, encoded, comment_labels, monkeypatch):
+def test_padding_throughput_puts_the_weights_back(encoded, comment_labels, monkeypatch):
+    encoder = tiny_encoder()
     full = model.compile_model(model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls"),
                                learning_rate=1e-3)
     before = full.get_weights()

@@ -150,11 +150,17 @@ def bnsp_auc(labels: np.ndarray, scores: np.ndarray, in_group: np.ndarray) -> fl
 
 def power_mean(values: np.ndarray, p: float = POWER) -> float:
     """The generalized mean (mean of v**p) ** (1/p), NaNs ignored. With p = -5 one bad term
-    (AUC 0.6 among 0.95s) drags the mean far more than an arithmetic mean would."""
+    (AUC 0.6 among 0.95s) drags the mean far more than an arithmetic mean would, and a term at
+    AUC 0 (every pair ordered wrongly, as a term with few templates can be) makes it 0, its limit."""
     values = np.asarray(values, dtype=np.float64)
     values = values[~np.isnan(values)]
-    if len(values) == 0 or (values <= 0).any():
-        raise ValueError("the power mean needs at least one positive value")
+    if len(values) == 0:
+        raise ValueError("the power mean needs at least one value that is not NaN (a term's AUC is NaN "
+                         "when its templates lack a class: with template_rows, keep more templates)")
+    if (values < 0).any():
+        raise ValueError(f"the power mean is for values >= 0, got {values.min():g}")
+    if p < 0 and (values == 0).any():
+        return 0.0
     return float(np.mean(values ** p) ** (1.0 / p))
 
 

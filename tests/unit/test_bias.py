@@ -32,8 +32,18 @@ def test_power_mean_by_hand() -> None:
     assert bias.power_mean([0.5, 1.0]) == pytest.approx(0.570825, abs=1e-6)
     assert bias.power_mean([0.5, 1.0], p=1) == pytest.approx(0.75)
     assert bias.power_mean([0.8, np.nan, 0.8]) == pytest.approx(0.8)  # NaN (one-class term) ignored
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one value that is not NaN .* template_rows"):
         bias.power_mean([np.nan])
+
+
+def test_a_term_at_auc_0_makes_the_power_mean_0_its_limit() -> None:
+    """A term with few templates can order every pair wrongly (AUC 0): with p = -5 the mean's limit
+    is 0. Lesson 9 with template_rows=1000 stopped here with "needs at least one positive value"."""
+    assert bias.power_mean([0.0, 0.9]) == 0.0
+    assert bias.power_mean([1e-3, 0.9]) < 2e-3  # and it approaches 0 continuously
+    assert bias.power_mean([0.0, 1.0], p=1) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="values >= 0, got -0.1"):
+        bias.power_mean([-0.1, 0.5])
 
 
 def test_term_table_and_final_score_by_hand() -> None:

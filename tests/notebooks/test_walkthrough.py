@@ -198,8 +198,6 @@ def head_layers(head_folder: Path) -> list[str]:
     return [layer["class_name"] for layer in json.loads((head_folder / "head.json").read_text())["config"]["layers"]]
 
 
-
-
 def test_a_head_edited_in_lesson_4_is_the_head_lesson_5_trains(walkthrough: RunResult, tmp_path: Path) -> None:
     """One idea, one edit: a LayerNormalization added to lesson 4's build_head cell is the head
     lesson 5 trains and saves. That the later lessons rebuild whatever head lesson 5 saved is held

@@ -8,9 +8,11 @@ lesson 3's validation tokens), e.g.
 
 Each variant starts from lesson 6's model and trains like the lesson (replayed training rows plus
 identity sentences of the train-side terms, one epoch of a warm-up + linear-decay schedule, one run
-per seed with the runs' weights averaged). Keys: seeds (default [42]), sentences (800), replay
-(800), learning_rate (8e-5), epochs (1). Every variant is scored like the lesson: its own
-F1-optimal validation threshold, the 6,000-template seeded subsample, 25 held-out terms (seed 42).
+per seed with the runs' weights averaged). Keys: seeds, sentences, replay, learning_rate, epochs,
+tokens_per_batch; each defaults to lesson 9's parameters cell (read from the notebook), except
+seeds (the lesson's first seed only: a variant names its seeds) and epochs (1, as the lesson
+trains). Every variant is scored like the lesson: its own F1-optimal validation threshold, the
+lesson's seeded template subsample and held-out terms.
 The record goes to benchmarks/results/bias_mitigation_<date>.{json,md}. Seconds are only
 comparable within one quiet run.
 """
@@ -18,31 +20,54 @@ comparable within one quiet run.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as dt
 import json
 import os
 import platform
 import time
+from pathlib import Path
+from typing import Any
 
 from benchmark_records import save_record
 
-# Lesson 9's recipe (its parameters cell). tokens_per_batch: 2,048 until 2026-12-07 (the record of
-# 2026-11-26 was measured with it), then 1,024 to keep lesson 9's kernel under 3 GB.
-DEFAULTS = {"seeds": [42], "sentences": 800, "replay": 800, "learning_rate": 8e-5, "epochs": 1, "tokens_per_batch": 1024}
+LESSON_9 = Path(__file__).resolve().parents[1] / "notebooks" / "09_bias.ipynb"
+# What the benchmark takes from lesson 9's parameters cell (the recipe's one home; until 2026-12-07
+# this file restated them, and had to be edited beside the lesson: tokens_per_batch went 2,048 -> 1,024)
+RECIPE_KEYS = ("template_rows", "held_out_fraction", "replay_rows", "mitigation_sentences", "mitigation_seeds",
+               "mitigation_learning_rate", "batch_size", "mitigation_tokens_per_batch", "seed")
+
+
+def lesson_9_recipe(notebook: Path = LESSON_9) -> dict[str, Any]:
+    """Lesson 9's settings, as its parameters cell declares them."""
+    from toxhelpers import recording
+
+    declared = recording.declared_parameters(recording.parameters_cell(notebook), f"{notebook.name}: its parameters cell")
+    return {key: ast.literal_eval(declared[key]) for key in RECIPE_KEYS}
+
+
+def default_variant(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A variant's defaults: the lesson's recipe, with its first seed only (the lesson averages
+    one run per seed; a variant names its seeds) and one epoch (the lesson's fit is one epoch)."""
+    return {"seeds": recipe["mitigation_seeds"][:1], "sentences": recipe["mitigation_sentences"],
+            "replay": recipe["replay_rows"], "learning_rate": recipe["mitigation_learning_rate"], "epochs": 1,
+            "tokens_per_batch": recipe["mitigation_tokens_per_batch"]}
 
 
 class Setting:
     """Everything the variants share, loaded once: the model's start, the templates, validation."""
 
-    def __init__(self, artifacts: str, template_rows: int = 6000, seed: int = 42):
+    def __init__(self, artifacts: str, recipe: dict[str, Any]):
         from toxhelpers import bias, data, evaluation, model, tokenization
 
+        seed = recipe["seed"]
+        self.batch_size = recipe["batch_size"]
         self.classifier, self.tokenizer, self.spec = model.load_finetuned(artifacts)
         self.all_templates, words = bias.load_templates(None)
-        templates = bias.sample_rows(self.all_templates, template_rows, seed)
+        templates = bias.sample_rows(self.all_templates, recipe["template_rows"], seed)
         self.template_labels = templates["label"].to_numpy()
         self.membership = bias.match_terms(templates["phrase"].tolist(), bias.identity_terms(words, "neutral"))
-        self.train_terms, self.held_out_terms = bias.split_terms(words, 0.5, seed)
+        self.train_terms, self.held_out_terms = bias.split_terms(words, recipe["held_out_fraction"], seed)
         self.encoded_templates = tokenization.encode(self.tokenizer, templates["phrase"].tolist(), self.spec.max_length)
         validation = data.load_split(artifacts, "validation")
         self.validation_labels = validation["label"].to_numpy()
@@ -64,7 +89,8 @@ def train_variant(setting: Setting, variant: dict) -> float:
              for seed in variant["seeds"]}
     encoded = {seed: tokenization.encode(setting.tokenizer, mix["text"].tolist(), setting.spec.max_length)
                for seed, mix in mixes.items()}
-    steps = max(batches.batches_per_epoch(tokens, 32, "bucketed", tokens_per_batch=variant["tokens_per_batch"])
+    steps = max(batches.batches_per_epoch(tokens, setting.batch_size, "bucketed",
+                                          tokens_per_batch=variant["tokens_per_batch"])
                 for tokens in encoded.values())
     model.compile_model(setting.classifier, gamma=setting.spec.focal_gamma, alpha=setting.spec.focal_alpha,
                         learning_rate=training.learning_rate_schedule(variant["learning_rate"], steps * variant["epochs"],
@@ -75,7 +101,8 @@ def train_variant(setting: Setting, variant: dict) -> float:
         training.restart_optimizer(setting.classifier)
         training.seed_everything(seed)
         started = time.perf_counter()
-        setting.classifier.fit(batches.training_dataset(encoded[seed], mix["label"].to_numpy(), 32, "bucketed", seed,
+        setting.classifier.fit(batches.training_dataset(encoded[seed], mix["label"].to_numpy(), setting.batch_size,
+                                                        "bucketed", seed,
                                                         tokens_per_batch=variant["tokens_per_batch"]),
                                epochs=variant["epochs"], verbose=0)
         seconds += time.perf_counter() - started
@@ -117,12 +144,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", required=True, help="artifacts folder of a run of lessons 1-9")
     parser.add_argument("--variants", default=json.dumps([{"seeds": [42]}, {"seeds": [42, 1, 2]}]),
-                        help="JSON list of variants (keys: " + ", ".join(DEFAULTS) + ")")
+                        help="JSON list of variants (keys: " + ", ".join(default_variant(lesson_9_recipe())) + ")")
     args = parser.parse_args()
-    setting = Setting(args.artifacts)
+    recipe = lesson_9_recipe()
+    setting = Setting(args.artifacts, recipe)
     rows = []
     for given in json.loads(args.variants):
-        variant = {**DEFAULTS, **given}
+        variant = {**default_variant(recipe), **given}
         label = ", ".join(f"{key}={value}" for key, value in given.items()) or "defaults"
         fit_seconds = train_variant(setting, variant)
         rows.append({"label": label, "variant": variant, "fit_seconds": fit_seconds, **score_variant(setting)})
@@ -130,7 +158,7 @@ def main() -> None:
     from toxhelpers.run.peak_memory import high_water_mb
 
     record = {"when": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "platform": platform.platform(), "artifacts": args.artifacts, "variants": rows,
+              "platform": platform.platform(), "artifacts": args.artifacts, "lesson_9_recipe": recipe, "variants": rows,
               "peak_mb": high_water_mb(os.getpid())}  # the whole process, every variant in it
     save_record("bias_mitigation", record, markdown(record))
     print(markdown(record))

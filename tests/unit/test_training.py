@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tiny_bert import tiny_encoder
-from toxhelpers import batches, evaluation, model, pretrained, tokenization, training
+from toxhelpers import batches, evaluation, model, tokenization, training
 
 
 def rates(schedule, steps: int) -> np.ndarray:
@@ -83,12 +83,12 @@ def test_schedule_survives_a_keras_config_round_trip():
     np.testing.assert_allclose(rates(again, 100), rates(schedule, 100))
 
 
-def test_validation_scores_feed_early_stopping_and_keep_each_epochs_probabilities(bundled_checkpoint, tokenizer):
+def test_validation_scores_feed_early_stopping_and_keep_each_epochs_probabilities(tokenizer):
     comments = ["you are an idiot", "thanks for the fix", "stupid pathetic troll", "I added a source",
                 "shut up loser", "good edit, agreed"]
     labels = np.array([1, 0, 1, 0, 1, 0])
     encoded = tokenization.encode(tokenizer, comments, max_length=16)
-    encoder = pretrained.load_encoder(bundled_checkpoint)
+    encoder = tiny_encoder()  # what the callbacks record, not what the encoder knows
     classifier = model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls")
     steps = batches.batches_per_epoch(encoded, 2)
     model.compile_model(classifier, training.learning_rate_schedule(1e-3, steps * 2, "linear", warmup_fraction=0.5))

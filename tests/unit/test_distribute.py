@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tiny_bert import tiny_encoder
 from distributed_steps import AGREEMENT, PROJECT_ROOT, agreement, finish, start
+from tiny_bert import tiny_encoder
 from toxhelpers import distribute
 
 

@@ -651,10 +651,6 @@ class LessonResult:
         final = {"peak_memory_mb": self.peak_memory_mb, "peak_memory_cell": self.peak_memory_cell}
         return max([final, *self.earlier_attempts], key=lambda run: run.get("peak_memory_mb") or 0)
 
-    @property
-    def highest_peak_mb(self) -> float | None:
-        return self.highest_peak().get("peak_memory_mb")
-
 
 @dataclass
 class SizeResult:

@@ -461,7 +461,7 @@ def test_a_lesson_stopped_and_run_again_shows_what_its_stopped_run_spent(tmp_pat
     assert set(kept["invocations"][1]["lessons"]) == {"05_training.ipynb", "09_bias.ipynb"}  # 01 was reused
 
     training = scaling.collect_size("kaggle", report).lessons["05_training.ipynb"]
-    assert (training.wall_seconds, training.peak_memory_mb, training.highest_peak_mb) == (500.0, 2900, 3100)
+    assert (training.wall_seconds, training.peak_memory_mb, training.highest_peak()["peak_memory_mb"]) == (500.0, 2900, 3100)
     assert [attempt["wall_seconds"] for attempt in training.earlier_attempts] == [700.0]
     table = scaling.build_table([scaling.collect_size("kaggle", report)])
     assert table["flags"]["over_memory"] == [{"lesson": "05_training.ipynb", "size": "kaggle",

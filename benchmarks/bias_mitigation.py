@@ -141,12 +141,12 @@ def markdown(record: dict) -> str:
 
 
 def main() -> None:
+    recipe = lesson_9_recipe()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", required=True, help="artifacts folder of a run of lessons 1-9")
     parser.add_argument("--variants", default=json.dumps([{"seeds": [42]}, {"seeds": [42, 1, 2]}]),
-                        help="JSON list of variants (keys: " + ", ".join(default_variant(lesson_9_recipe())) + ")")
+                        help="JSON list of variants (keys: " + ", ".join(default_variant(recipe)) + ")")
     args = parser.parse_args()
-    recipe = lesson_9_recipe()
     setting = Setting(args.artifacts, recipe)
     rows = []
     for given in json.loads(args.variants):

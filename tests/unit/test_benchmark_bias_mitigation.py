@@ -20,8 +20,8 @@ def test_the_variants_default_to_lesson_9s_recipe_as_its_cell_says(tmp_path):
     content = json.loads((PROJECT_ROOT / "notebooks" / "09_bias.ipynb").read_text())
     cell = next(cell for cell in content["cells"] if "parameters" in cell["metadata"].get("tags", []))
     source = "".join(cell["source"])
-    for name, value in (("mitigation_learning_rate", "3e-5"), ("mitigation_tokens_per_batch", "512"),
-                        ("template_rows", "1500")):
+    edits = {"mitigation_learning_rate": "3e-5", "mitigation_tokens_per_batch": "512", "template_rows": "1500"}
+    for name, value in edits.items():
         line = next(line for line in source.splitlines() if line.startswith(f"{name} = "))
         source = source.replace(line, f"{name} = {value}")
     cell["source"] = source
@@ -31,7 +31,5 @@ def test_the_variants_default_to_lesson_9s_recipe_as_its_cell_says(tmp_path):
     recipe = bias_mitigation.lesson_9_recipe(edited)
     variant = bias_mitigation.default_variant(recipe)
     assert (variant["learning_rate"], variant["tokens_per_batch"], recipe["template_rows"]) == (3e-5, 512, 1500)
-    assert {key: recipe[key] for key in recipe if key not in ("mitigation_learning_rate", "mitigation_tokens_per_batch",
-                                                              "template_rows")} == \
-        {key: shipped[key] for key in shipped if key not in ("mitigation_learning_rate", "mitigation_tokens_per_batch",
-                                                             "template_rows")}
+    assert {key: value for key, value in recipe.items() if key not in edits} == \
+        {key: value for key, value in shipped.items() if key not in edits}  # the rest as shipped

@@ -31,16 +31,19 @@ from typing import Any
 
 from benchmark_records import save_record
 
-LESSON_9 = Path(__file__).resolve().parents[1] / "notebooks" / "09_bias.ipynb"
 # What the benchmark takes from lesson 9's parameters cell (the recipe's one home; until 2026-12-07
 # this file restated them, and had to be edited beside the lesson: tokens_per_batch went 2,048 -> 1,024)
 RECIPE_KEYS = ("template_rows", "held_out_fraction", "replay_rows", "mitigation_sentences", "mitigation_seeds",
                "mitigation_learning_rate", "batch_size", "mitigation_tokens_per_batch", "seed")
 
 
-def lesson_9_recipe(notebook: Path = LESSON_9) -> dict[str, Any]:
-    """Lesson 9's settings, as its parameters cell declares them."""
+def lesson_9_recipe(notebook: Path | None = None) -> dict[str, Any]:
+    """Lesson 9's settings, as its parameters cell declares them (the shipped lesson by default)."""
     from toxhelpers import recording
+    from toxhelpers.artifacts import LESSONS
+    from toxhelpers.run.notebooks import DEFAULT_NOTEBOOKS_DIR
+
+    notebook = notebook or DEFAULT_NOTEBOOKS_DIR / LESSONS["bias"]
 
     declared = recording.declared_parameters(recording.parameters_cell(notebook), f"{notebook.name}: its parameters cell")
     return {key: ast.literal_eval(declared[key]) for key in RECIPE_KEYS}

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,175 @@ from toxhelpers.tf_setup import tf_keras
 from toxhelpers import batches
 
 
-class TrainingCheckpoint(tf_keras.callbacks.Callback):
+class FitCheckpoint:
+    """What a resumable ``fit`` does, whichever Keras runs it: when to save, what a save's key is,
+    which save a rerun may go on from, and the callbacks' recorded state. A subclass binds it to
+    one Keras (:class:`TrainingCheckpoint`: tf-keras, lessons 5 and 6;
+    :class:`toxhelpers.keras3.TrainingCheckpoint`: Keras 3, lesson 12) by naming the module
+    (``keras``) and saying how that Keras keeps the model's state and starts a fit mid-epoch."""
+
+    keras: Any  # the Keras module the fit and its callbacks come from (tf_keras, or keras 3)
+
+    def __init__(self, artifacts_dir: str | os.PathLike, section: str, data: Any, every: int = 50):
+        super().__init__()
+        from toxhelpers.artifacts import artifact_path
+
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
+            raise ValueError(f"every must be a whole number of steps >= 0 (0: no checkpoints), got {every!r}")
+        self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint")
+        self.data, self.every, self.data_key = data, int(every), batches.fingerprint(data)
+        self.resumed_from: dict[str, int] | None = None  # the saved position this fit went on from
+        self._pending: dict[str, Any] | None = None  # a save being resumed, until its epoch begins
+        self._others: list[Any] = []
+        self._epoch = 0
+
+    # -- the fit's hooks, in the order Keras calls them
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        from toxhelpers import distribute
+
+        if not distribute.is_default(self.model.distribute_strategy):
+            raise ValueError(f"{type(self).__name__} saves one process's training; it cannot run under a "
+                             "tf.distribute strategy")
+        self._others = other_callbacks(self, self.keras)
+        if not self.every:
+            return
+        self._prepare()
+        self.key = self._key()
+        saved = self._usable_save()
+        if saved is not None:
+            self._resume(saved)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+        if self._pending is not None:  # Keras has just reset the metrics and started a new history
+            restore_callback_state(self.model.history, self._pending["callbacks"][-1],
+                                   self._pending["arrays"], len(self._others), self.keras)
+            if self._pending["position"]["step"]:
+                for variable, value in zip(self._metric_variables(), self._pending["arrays"]["metrics"]):
+                    variable.assign(value)
+            self._pending = None
+        elif epoch and self.every:  # every callback has finished the previous epoch: save its end
+            self._save(epoch, 0)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self.every:
+            return
+        self._stepped()
+        done = batch + 1
+        if done % self.every == 0 and done < self.params["steps"]:
+            self._save(self._epoch, done)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._finished()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -- what differs between the two Kerases
+
+    def _prepare(self) -> None:
+        """Before the key is taken: make the model's random state saveable, if it is not."""
+
+    def _stepped(self) -> None:
+        """A training step has run."""
+
+    def _finished(self) -> None:
+        """The fit has ended: undo what :meth:`_prepare` did."""
+
+    def _write_state(self, folder: Path) -> dict[str, Any]:
+        """Write the weights and the optimizer's variables into ``folder``; return any further
+        arrays to keep with the callbacks' (a save's ``arrays.npz``)."""
+        raise NotImplementedError
+
+    def _read_state(self, folder: Path, arrays: dict[str, Any]) -> None:
+        """Put back what :meth:`_write_state` saved."""
+        raise NotImplementedError
+
+    def _metric_variables(self) -> list[Any]:
+        """The running sums behind the fit's metrics (the loss's mean among them)."""
+        raise NotImplementedError
+
+    def _start_at(self, epoch: int, step: int) -> None:
+        """Make this ``fit`` start at ``epoch``, after its first ``step`` batches (read and dropped)."""
+        raise NotImplementedError
+
+    # -- saving
+
+    def _save(self, epoch: int, step: int) -> None:
+        from toxhelpers.artifacts import write_json
+
+        iterations = int(np.asarray(self.model.optimizer.iterations))
+        target, scratch = self.folder / f"step-{iterations:09d}", self.folder / f".writing-{iterations:09d}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        flat = self._write_state(scratch)
+        callbacks = self._others + [self.model.history]
+        states, arrays = zip(*(callback_state(callback, self.keras) for callback in callbacks)) if callbacks else ((), ())
+        flat.update({f"callback{index}.{name}": value for index, named in enumerate(arrays) for name, value in named.items()})
+        flat["metrics"] = [np.asarray(variable) for variable in self._metric_variables()]
+        np.savez(scratch / "arrays.npz", **flatten_arrays(flat))
+        # in their own file, unsorted: the order of a history's columns is part of what it recorded
+        (scratch / "callbacks.json").write_text(json.dumps(list(states), default=_plain_number))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(scratch, target)
+        write_json({"key": self.key, "position": {"epoch": epoch, "step": step, "iterations": iterations},
+                    "folder": target.name, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+                   self.folder / "latest.json")  # switching to the new save is this one atomic write
+        for old in self.folder.glob("step-*"):
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _key(self) -> dict[str, str]:
+        """What a checkpoint must have been saved by to be resumed from, part by part (so a
+        mismatch can be named)."""
+        try:
+            layers = _without_names(self.model.get_config())  # Keras numbers the names of a rebuilt model
+        except NotImplementedError:  # a subclassed model: its weights' shapes
+            layers = [list(weight.shape) for weight in self.model.weights]
+        weights = hashlib.sha256()
+        for weight in self.model.weights:
+            weights.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+        loss = self.model.loss
+        return {"batches": self.data_key, "layers": _digest(layers), "starting weights": weights.hexdigest(),
+                "optimizer": _digest(_without_names(self.keras.optimizers.serialize(self.model.optimizer))),
+                "loss": _digest(loss.get_config() if hasattr(loss, "get_config") else repr(loss)),
+                "epochs and steps": _digest([self.params["epochs"], self.params["steps"]]),
+                "callbacks": _digest([callback_settings(callback, self.keras) for callback in self._others])}
+
+    # -- resuming
+
+    def _usable_save(self) -> dict[str, Any] | None:
+        """The last complete save, if a fit with the same key made it."""
+        from toxhelpers.artifacts import read_json
+
+        try:
+            latest = read_json(self.folder / "latest.json")
+            with np.load(self.folder / latest["folder"] / "arrays.npz") as archive:
+                arrays = unflatten_arrays(dict(archive))
+            callbacks = read_json(self.folder / latest["folder"] / "callbacks.json")
+        except (OSError, ValueError, KeyError):
+            return None  # nothing saved yet
+        different = [part for part, value in self.key.items() if latest["key"].get(part) != value]
+        if different:
+            print(f"not resuming: the checkpoint in {self.folder} was saved by a fit with other "
+                  f"{', '.join(different)}; training from the first step")
+            return None
+        return {**latest, "arrays": arrays, "callbacks": callbacks}
+
+    def _resume(self, saved: dict[str, Any]) -> None:
+        epoch, step = saved["position"]["epoch"], saved["position"]["step"]
+        self._read_state(self.folder / saved["folder"], saved["arrays"])
+        for index, callback in enumerate(self._others):
+            restore_callback_state(callback, saved["callbacks"][index], saved["arrays"], index, self.keras)
+        self._pending = saved  # the history and the metrics: Keras resets both after this hook
+        for _ in range(epoch):  # epoch k's shuffle comes from the k-th fresh iterator of the same dataset
+            iter(self.data)
+        self._start_at(epoch, step)
+        self.resumed_from = {"epoch": epoch, "step": step}
+        print(f"resuming from the checkpoint saved {saved['saved_at']}: epoch {epoch + 1} of {self.params['epochs']}, "
+              f"after step {step} of {self.params['steps']} ({self.folder})")
+
+
+class TrainingCheckpoint(FitCheckpoint, tf_keras.callbacks.Callback):
     """Saves the training state every ``every`` steps, so a ``fit`` that was interrupted (Ctrl-C,
     a killed process, a closed laptop) continues from its last save when it runs again, and ends
     with the model an uninterrupted fit ends with. ``every=0``: no saves, no resuming.
@@ -54,91 +223,42 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
     ``tf.distribute`` strategy (lesson 11 does not checkpoint).
     """
 
-    def __init__(self, artifacts_dir: str | os.PathLike, section: str, data: Any, every: int = 50):
-        super().__init__()
-        from toxhelpers.artifacts import artifact_path
+    keras = tf_keras
 
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
-            raise ValueError(f"every must be a whole number of steps >= 0 (0: no checkpoints), got {every!r}")
-        self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint")
-        self.data, self.every, self.data_key = data, int(every), batches.fingerprint(data)
-        self.resumed_from: dict[str, int] | None = None  # the saved position this fit went on from
-        self._pending: dict[str, Any] | None = None  # a save being resumed, until its epoch begins
-        self._others: list[tf_keras.callbacks.Callback] = []
-        self._epoch = 0
+    def __init__(self, artifacts_dir: str | os.PathLike, section: str, data: Any, every: int = 50):
+        super().__init__(artifacts_dir, section, data, every)
         self._dropout = DropoutStates()
 
-    # -- the fit's hooks, in the order Keras calls them
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        from toxhelpers import distribute
-
-        if not distribute.is_default(self.model.distribute_strategy):
-            raise ValueError("TrainingCheckpoint saves one process's training; it cannot run under a "
-                             "tf.distribute strategy")
-        self._others = other_callbacks(self)
-        if not self.every:
-            return
+    def _prepare(self) -> None:
         self._dropout.attach(self.model)
         traced = getattr(self.model.train_function, "experimental_get_tracing_count", lambda: 0)()
         if traced:  # a step traced (and run) before this fit: trace one with the saveable dropout
             self.model.train_function = self.model.make_train_function(force=True)
-        self.key = self._key()
-        saved = self._usable_save()
-        if saved is not None:
-            self._resume(saved)
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch = epoch
-        if self._pending is not None:  # Keras has just reset the metrics and started a new history
-            restore_callback_state(self.model.history, self._pending["callbacks"][-1],
-                                   self._pending["arrays"], len(self._others))
-            if self._pending["position"]["step"]:
-                for variable, value in zip(metric_variables(self.model), self._pending["arrays"]["metrics"]):
-                    variable.assign(value)
-            self._pending = None
-        elif epoch and self.every:  # every callback has finished the previous epoch: save its end
-            self._save(epoch, 0)
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if not self.every:
-            return
+    def _stepped(self) -> None:
         self._dropout.stepped()
-        done = batch + 1
-        if done % self.every == 0 and done < self.params["steps"]:
-            self._save(self._epoch, done)
 
-    def on_train_end(self, logs: dict | None = None) -> None:
+    def _finished(self) -> None:
         # the layers get their own generators back; the traced step keeps drawing from the saveable
         # ones, as a fit without this callback would keep its kernels, if the model trains on
         self._dropout.detach()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
-    # -- saving
+    def _write_state(self, folder: Path) -> dict[str, Any]:
+        self._state().write(str(folder / "state"))
+        return {f"{DROPOUT_PREFIX}{name}": state for name, state in self._dropout.states().items()}
 
-    def _save(self, epoch: int, step: int) -> None:
-        from toxhelpers.artifacts import write_json
+    def _read_state(self, folder: Path, arrays: dict[str, Any]) -> None:
+        self._state().read(str(folder / "state")).assert_consumed()
+        self._dropout.restore({name[len(DROPOUT_PREFIX):]: value for name, value in arrays.items()
+                               if name.startswith(DROPOUT_PREFIX)})
 
-        iterations = int(self.model.optimizer.iterations.numpy())
-        target, scratch = self.folder / f"step-{iterations:09d}", self.folder / f".writing-{iterations:09d}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        self._state().write(str(scratch / "state"))
-        callbacks = self._others + [self.model.history]
-        states, arrays = zip(*(callback_state(callback) for callback in callbacks)) if callbacks else ((), ())
-        flat = {f"callback{index}.{name}": value for index, named in enumerate(arrays) for name, value in named.items()}
-        flat["metrics"] = [variable.numpy() for variable in metric_variables(self.model)]
-        flat.update({f"{DROPOUT_PREFIX}{name}": state for name, state in self._dropout.states().items()})
-        np.savez(scratch / "arrays.npz", **flatten_arrays(flat))
-        # in their own file, unsorted: the order of a history's columns is part of what it recorded
-        (scratch / "callbacks.json").write_text(json.dumps(list(states), default=_plain_number))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(scratch, target)
-        write_json({"key": self.key, "position": {"epoch": epoch, "step": step, "iterations": iterations},
-                    "folder": target.name, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")},
-                   self.folder / "latest.json")  # switching to the new save is this one atomic write
-        for old in self.folder.glob("step-*"):
-            if old != target:
-                shutil.rmtree(old, ignore_errors=True)
+    def _metric_variables(self) -> list[Any]:
+        return metric_variables(self.model)
+
+    def _start_at(self, epoch: int, step: int) -> None:
+        self.model._training_state = _ResumePoint(self.model, epoch, step)  # where Keras's fit asks (epoch, step)
+        if step:
+            skip_batches(self.model, self.data, step)
 
     def _state(self) -> Any:
         """What tf.train.Checkpoint saves: weights and optimizer variables (built now if no step
@@ -150,60 +270,6 @@ class TrainingCheckpoint(tf_keras.callbacks.Callback):
         optimizer.build(self.model.trainable_variables)
         variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
         return tf.train.Checkpoint(weights=list(self.model.weights), optimizer=list(variables))
-
-    def _key(self) -> dict[str, str]:
-        """What a checkpoint must have been saved by to be resumed from, part by part (so a
-        mismatch can be named)."""
-        try:
-            layers = _without_names(self.model.get_config())  # Keras numbers the names of a rebuilt model
-        except NotImplementedError:  # a subclassed model: its weights' shapes
-            layers = [weight.shape.as_list() for weight in self.model.weights]
-        weights = hashlib.sha256()
-        for weight in self.model.weights:
-            weights.update(np.ascontiguousarray(weight.numpy()).tobytes())
-        loss = self.model.loss
-        return {"batches": self.data_key, "layers": _digest(layers), "starting weights": weights.hexdigest(),
-                "optimizer": _digest(tf_keras.optimizers.serialize(self.model.optimizer)),
-                "loss": _digest(loss.get_config() if hasattr(loss, "get_config") else repr(loss)),
-                "epochs and steps": _digest([self.params["epochs"], self.params["steps"]]),
-                "callbacks": _digest([callback_settings(callback) for callback in self._others])}
-
-    # -- resuming
-
-    def _usable_save(self) -> dict[str, Any] | None:
-        """The last complete save, if a fit with the same key made it."""
-        from toxhelpers.artifacts import read_json
-
-        try:
-            latest = read_json(self.folder / "latest.json")
-            with np.load(self.folder / latest["folder"] / "arrays.npz") as archive:
-                arrays = unflatten_arrays(dict(archive))
-            callbacks = read_json(self.folder / latest["folder"] / "callbacks.json")
-        except (OSError, ValueError, KeyError):
-            return None  # nothing saved yet
-        different = [part for part, value in self.key.items() if latest["key"].get(part) != value]
-        if different:
-            print(f"not resuming: the checkpoint in {self.folder} was saved by a fit with other "
-                  f"{', '.join(different)}; training from the first step")
-            return None
-        return {**latest, "arrays": arrays, "callbacks": callbacks}
-
-    def _resume(self, saved: dict[str, Any]) -> None:
-        epoch, step = saved["position"]["epoch"], saved["position"]["step"]
-        self._state().read(str(self.folder / saved["folder"] / "state")).assert_consumed()
-        self._dropout.restore({name[len(DROPOUT_PREFIX):]: value for name, value in saved["arrays"].items()
-                               if name.startswith(DROPOUT_PREFIX)})
-        for index, callback in enumerate(self._others):
-            restore_callback_state(callback, saved["callbacks"][index], saved["arrays"], index)
-        self._pending = saved  # the history and the metrics: Keras resets both after this hook
-        for _ in range(epoch):  # epoch k's shuffle comes from the k-th fresh iterator of the same dataset
-            iter(self.data)
-        self.model._training_state = _ResumePoint(self.model, epoch, step)  # where Keras's fit asks (epoch, step)
-        if step:
-            skip_batches(self.model, self.data, step)
-        self.resumed_from = {"epoch": epoch, "step": step}
-        print(f"resuming from the checkpoint saved {saved['saved_at']}: epoch {epoch + 1} of {self.params['epochs']}, "
-              f"after step {step} of {self.params['steps']} ({self.folder})")
 
 
 DROPOUT_PREFIX = "dropout."  # a dropout generator's state in a save's arrays
@@ -260,15 +326,15 @@ def skip_batches(model: tf_keras.Model, data: Any, count: int) -> None:
     model.train_function = first_step
 
 
-def other_callbacks(callback: tf_keras.callbacks.Callback) -> list[tf_keras.callbacks.Callback]:
+def other_callbacks(callback: Any, keras: Any = tf_keras) -> list[Any]:
     """The callbacks ``callback`` runs with in a ``fit``, besides Keras's own history and progress
     bar. Keras gives a callback no handle on the others, but its ``CallbackList`` calls each one's
     hooks from a loop: it is the ``self`` of a calling frame."""
     frame = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
-        if isinstance(owner, tf_keras.callbacks.CallbackList) and any(item is callback for item in owner.callbacks):
-            keras_own = (tf_keras.callbacks.History, tf_keras.callbacks.ProgbarLogger)
+        if isinstance(owner, keras.callbacks.CallbackList) and any(item is callback for item in owner.callbacks):
+            keras_own = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
             mine = [item for item in owner.callbacks if not isinstance(item, keras_own)]
             if mine[-1] is not callback:
                 raise ValueError(f"{type(callback).__name__} must come last in fit's callbacks, so that what "
@@ -278,9 +344,9 @@ def other_callbacks(callback: tf_keras.callbacks.Callback) -> list[tf_keras.call
     raise RuntimeError(f"{type(callback).__name__} works inside Model.fit only (pass it in callbacks=[...])")
 
 
-def callback_settings(callback: tf_keras.callbacks.Callback) -> Any:
+def callback_settings(callback: Any, keras: Any = tf_keras) -> Any:
     """A callback's kind and settings, for a checkpoint's key."""
-    if isinstance(callback, tf_keras.callbacks.EarlyStopping):
+    if isinstance(callback, keras.callbacks.EarlyStopping):
         return [type(callback).__name__, callback.monitor, callback.patience, callback.min_delta,
                 callback.restore_best_weights, callback.baseline, callback.start_from_epoch]
     return type(callback).__name__
@@ -289,12 +355,12 @@ def callback_settings(callback: tf_keras.callbacks.Callback) -> Any:
 EARLY_STOPPING_STATE = ("wait", "stopped_epoch", "best", "best_epoch")
 
 
-def callback_state(callback: tf_keras.callbacks.Callback) -> tuple[dict[str, Any], dict[str, Any]]:
+def callback_state(callback: Any, keras: Any = tf_keras) -> tuple[dict[str, Any], dict[str, Any]]:
     """What a callback has recorded so far, as (JSON-able values, arrays): Keras's history and
     early stopping, and any callback with ``get_state()`` (this module's); others keep nothing."""
-    if isinstance(callback, tf_keras.callbacks.History):
+    if isinstance(callback, keras.callbacks.History):
         return {"epoch": list(callback.epoch), "history": callback.history}, {}
-    if isinstance(callback, tf_keras.callbacks.EarlyStopping):
+    if isinstance(callback, keras.callbacks.EarlyStopping):
         best = {} if callback.best_weights is None else {"best_weights": list(callback.best_weights)}
         return {name: getattr(callback, name) for name in EARLY_STOPPING_STATE}, best
     if hasattr(callback, "get_state"):
@@ -302,14 +368,14 @@ def callback_state(callback: tf_keras.callbacks.Callback) -> tuple[dict[str, Any
     return {}, {}
 
 
-def restore_callback_state(callback: tf_keras.callbacks.Callback, values: dict[str, Any],
-                           arrays: dict[str, Any], index: int) -> None:
+def restore_callback_state(callback: Any, values: dict[str, Any], arrays: dict[str, Any], index: int,
+                           keras: Any = tf_keras) -> None:
     """Put back what :func:`callback_state` saved (``arrays`` holds every callback's, by index)."""
     prefix = f"callback{index}."
     own = {name[len(prefix):]: value for name, value in arrays.items() if name.startswith(prefix)}
-    if isinstance(callback, tf_keras.callbacks.History):
+    if isinstance(callback, keras.callbacks.History):
         callback.epoch, callback.history = list(values["epoch"]), dict(values["history"])
-    elif isinstance(callback, tf_keras.callbacks.EarlyStopping):
+    elif isinstance(callback, keras.callbacks.EarlyStopping):
         for name in EARLY_STOPPING_STATE:
             setattr(callback, name, values[name])
         callback.best_weights = own.get("best_weights")

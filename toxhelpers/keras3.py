@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from toxhelpers.tf_setup import tf  # noqa: F401 - TensorFlow first, with toxhelpers' settings
+from toxhelpers.tf_setup import tf  # TensorFlow first, with toxhelpers' settings
 
 import keras
 
-from toxhelpers import recording
+from toxhelpers import checkpointing, recording
 from toxhelpers.artifacts import LESSONS, artifact_path, read_json, require, require_artifact
 
 KERAS_HUB_PYTHON = (3, 11)  # keras-hub 0.32.0's requirement
@@ -204,3 +204,93 @@ def einsum_nodes(onnx_file: str | os.PathLike) -> int:
     import onnx
 
     return sum(node.op_type == "Einsum" for node in onnx.load(str(onnx_file), load_external_data=False).graph.node)
+
+
+class TrainingCheckpoint(checkpointing.FitCheckpoint, keras.callbacks.Callback):
+    """Lesson 6's resumable fit (:class:`toxhelpers.checkpointing.TrainingCheckpoint`: same
+    arguments, same rules, same folder layout) for a Keras 3 ``fit`` on the TensorFlow backend,
+    lesson 12's. Saved every ``every`` steps: the model's variables, the optimizer's, the metrics'
+    running sums, the epoch and step reached and the other callbacks' state; a rerun goes on from
+    the saved step and ends with the model an uninterrupted fit ends with.
+
+    Two things are simpler than on tf-keras. Keras 3 keeps each dropout layer's random state in a
+    variable (a ``SeedGenerator``'s, in ``model.variables``, not in ``model.weights``), so saving
+    the variables saves the masks to come. And ``fit`` asks ``model._initial_epoch`` for its first
+    epoch (the hook Keras 3's ``BackupAndRestore`` uses). Its step is harder: ``BackupAndRestore``
+    in Keras 3.15 restores the weights and the epoch only, and trains the epoch's first batches
+    again. So this callback finds ``fit``'s epoch iterator (a local of ``fit``: the frame that
+    called it) and has its first epoch read and drop the batches already trained on, then count
+    on from the saved step (:func:`start_epoch_after`).
+    """
+
+    keras = keras
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.model._initial_epoch = None  # fit has read it: a later fit of this model starts at its own epoch
+        super().on_epoch_begin(epoch, logs)
+
+    def _state(self) -> Any:
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"{type(self).__name__} saves TensorFlow variables: run Keras 3 on the TensorFlow backend")
+        optimizer = self.model.optimizer
+        if not optimizer.built:  # built at the first step; a restore needs its variables before it
+            optimizer.build(self.model.trainable_variables)
+        return tf.train.Checkpoint(variables=list(self.model.variables), optimizer=list(optimizer.variables))
+
+    def _write_state(self, folder: Path) -> dict[str, Any]:
+        self._state().write(str(folder / "state"))
+        return {}
+
+    def _read_state(self, folder: Path, arrays: dict[str, Any]) -> None:
+        self._state().read(str(folder / "state")).assert_consumed()
+
+    def _metric_variables(self) -> list[Any]:
+        return list(self.model.metrics_variables)
+
+    def _start_at(self, epoch: int, step: int) -> None:
+        self.model._initial_epoch = epoch
+        if step:
+            start_epoch_after(fit_epoch_iterator(self.model), self.data, step)
+
+
+def fit_epoch_iterator(model: keras.Model) -> Any:
+    """The epoch iterator of the ``fit`` of ``model`` running now (a local of Keras 3's ``fit``,
+    found among the calling frames, as :func:`checkpointing.other_callbacks` finds the callbacks)."""
+    from keras.src.trainers.epoch_iterator import EpochIterator
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        found = frame.f_locals.get("epoch_iterator")
+        if frame.f_locals.get("self") is model and isinstance(found, EpochIterator):
+            return found
+        frame = frame.f_back
+    raise RuntimeError(f"no Model.fit of {model.name} is running: TrainingCheckpoint resumes inside fit only "
+                       f"(this Keras, {keras.__version__}, may keep its batches elsewhere)")
+
+
+def start_epoch_after(epoch_iterator: Any, data: Any, count: int) -> None:
+    """Make the next epoch of ``epoch_iterator`` read its first ``count`` batches and drop them (the
+    ones the interrupted epoch trained on), then run its other steps numbered from ``count``, as
+    Keras's own ``_enumerate_iterator`` numbers them; later epochs are Keras's own again."""
+    if getattr(epoch_iterator.data_adapter, "_dataset", data) is not data:
+        raise ValueError("fit was given another dataset than its TrainingCheckpoint: pass the same one to both")
+    if epoch_iterator.steps_per_execution != 1 or not epoch_iterator.num_batches \
+            or epoch_iterator.num_batches != epoch_iterator._num_batches:
+        raise ValueError("TrainingCheckpoint resumes a fit of one step per execution whose epochs are its dataset's "
+                         "length (batches.training_dataset's; steps_per_epoch, if given, equal to it)")
+
+    def resumed_epoch() -> Any:
+        del epoch_iterator._enumerate_iterator  # the class's own method again, for the epochs after this one
+        epoch_iterator.data_adapter.on_epoch_begin()
+        iterator = iter(epoch_iterator._get_iterator())
+        for _ in range(count):
+            next(iterator)
+        epoch_iterator._current_iterator, epoch_iterator._steps_seen = iterator, count
+        for step in range(count, epoch_iterator.num_batches):
+            epoch_iterator._steps_seen += 1
+            yield step, step, iterator
+        # what Keras does at an epoch's end: the next epoch's iterator (a fresh shuffle) is made now
+        epoch_iterator._current_iterator, epoch_iterator._steps_seen = iter(epoch_iterator._get_iterator()), 0
+        epoch_iterator.data_adapter.on_epoch_end()
+
+    epoch_iterator._enumerate_iterator = resumed_epoch

@@ -1,13 +1,16 @@
 """A fit with lesson 6's callbacks and a :class:`checkpointing.TrainingCheckpoint`, as a process a test
 can interrupt (test_training.py starts it, signals it, reruns it):
 
-    python resumable_fit.py --model tiny|encoder --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
+    python resumable_fit.py --model tiny|encoder|keras3 --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
 
 ``--model encoder``: the real bundled encoder cut to one layer, with dropout on (0.1 in the
 encoder, 0.2 in the head: the masks are part of what a resume must reproduce), 48 synthetic
 comments of at most 32 tokens in length-bucketed batches of 8 (6 steps an epoch), 2 epochs.
 ``--model tiny``: :func:`tiny_model` (an embedding, dropout 0.5, a dense unit; 5 steps an epoch),
-3 epochs: the same machinery in seconds. Both: a warm-up + linear-decay schedule and the callbacks
+3 epochs: the same machinery in seconds. ``--model keras3``: lesson 12's fit on Keras 3
+(:func:`keras3_model`: a one-layer random KerasHub BERT, dropout 0.3, under lesson 12's wiring and a
+head with dropout 0.5, the tiny model's rows) with :class:`toxhelpers.keras3.TrainingCheckpoint`,
+3 epochs. All: a warm-up + linear-decay schedule and the callbacks
 lesson 6 fits with (validation scores, early stopping, step log, progress bar). ``--every 0``
 fits without the checkpoint callback at all: the reference. ``--pause`` sleeps after every step
 (a callback that changes no number) so a test has time to signal the process mid-fit. Writes the
@@ -27,26 +30,32 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 SEED = 11
 BATCH_SIZE = 8
-EPOCHS = {"encoder": 2, "tiny": 3}
-STEPS = {"encoder": 6, "tiny": 5}  # an epoch's batches
+EPOCHS = {"encoder": 2, "tiny": 3, "keras3": 3}
+STEPS = {"encoder": 6, "tiny": 5, "keras3": 5}  # an epoch's batches
+VOCABULARY = 50  # the tiny rows' token ids are below it
+
+
+def tiny_rows():
+    """40 token rows of 2-23 tokens (ids < VOCABULARY) and labels: 5 bucketed batches of 8."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 24, 40)
+    ids = np.zeros((40, 24), np.int32)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1, VOCABULARY, length)
+    encoded = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int32)}
+    return encoded, (lengths % 3 == 0).astype(np.float32)
 
 
 def tiny_model(seed: int = 3, epochs: int = 3):
     """A tiny token model (an embedding, dropout 0.5, a dense unit), compiled with lesson 6's
     schedule, and its bucketed dataset of 5 batches an epoch: (model, dataset, steps, encoded, labels)."""
-    import numpy as np
-
     from toxhelpers import batches, model, training
     from toxhelpers.tf_setup import tf_keras
 
     training.seed_everything(seed)
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(2, 24, 40)
-    ids = np.zeros((40, 24), np.int32)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = rng.integers(1, 50, length)
-    encoded = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int32)}
-    labels = (lengths % 3 == 0).astype(np.float32)
+    encoded, labels = tiny_rows()
     inputs = {name: tf_keras.Input((None,), dtype="int32", name=name) for name in batches.INPUT_NAMES}
     hidden = tf_keras.layers.GlobalAveragePooling1D()(tf_keras.layers.Embedding(50, 8)(inputs["input_ids"]))
     output = tf_keras.layers.Dense(1, activation="sigmoid")(tf_keras.layers.Dropout(0.5)(hidden))
@@ -55,6 +64,30 @@ def tiny_model(seed: int = 3, epochs: int = 3):
     steps = batches.batches_per_epoch(encoded, 8)
     model.compile_model(net, training.learning_rate_schedule(0.05, steps * epochs, "linear", 0.2))
     return net, data, steps, encoded, labels
+
+
+def keras3_model(seed: int = 3, epochs: int = 3):
+    """Lesson 12's fine-tuning on Keras 3, small: a one-layer random KerasHub BERT (dropout 0.3)
+    under :func:`keras3.sentence_encoder`, a head with dropout 0.5, focal loss and Adam on
+    :class:`keras3.LinearWarmupDecay`, compiled as lesson 12 compiles (no XLA); the tiny rows'
+    dataset. (model, dataset, steps, encoded, labels), as :func:`tiny_model`."""
+    from toxhelpers import batches, keras3
+
+    keras3.check_keras_hub()
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    encoded, labels = tiny_rows()
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=1, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, dropout=0.3, max_sequence_length=24)
+    head = keras.Sequential([keras.layers.Dropout(0.5), keras.layers.Dense(1, activation="sigmoid")])
+    net = keras3.build_classifier(keras3.sentence_encoder(backbone, "cls"), head)
+    backbone.get_layer("pooled_dense").trainable = False  # as lesson 12: BERT's unused pooler
+    steps = batches.batches_per_epoch(encoded, 8)
+    net.compile(optimizer=keras.optimizers.Adam(learning_rate=keras3.LinearWarmupDecay(0.05, steps * epochs, steps)),
+                loss=keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True), jit_compile=False)
+    return net, batches.training_dataset(encoded, labels, 8, "bucketed", seed), steps, encoded, labels
 
 
 def encoder_model(epochs: int):
@@ -79,6 +112,25 @@ def encoder_model(epochs: int):
     return classifier, data, steps, encoded, labels
 
 
+def fit_kit(kind: str):
+    """(the Keras module, its TrainingCheckpoint, early stopping on validation ROC-AUC given a
+    patience) for a model kind: tf-keras and lesson 6's, or Keras 3 and lesson 12's."""
+    from toxhelpers import checkpointing, training
+
+    if kind != "keras3":
+        from toxhelpers.tf_setup import tf_keras
+
+        return tf_keras, checkpointing.TrainingCheckpoint, training.early_stopping
+    import keras
+
+    from toxhelpers import keras3
+
+    def early_stopping(patience: int):  # lesson 12's
+        return keras.callbacks.EarlyStopping(monitor="val_roc_auc", mode="max", patience=patience,
+                                             restore_best_weights=True)
+    return keras, keras3.TrainingCheckpoint, early_stopping
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", choices=sorted(EPOCHS), default="encoder")
@@ -90,21 +142,23 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from toxhelpers import checkpointing, training
-    from toxhelpers.tf_setup import tf_keras
+    from toxhelpers import training
 
-    class Pause(tf_keras.callbacks.Callback):
+    epochs = EPOCHS[args.model]
+    build = {"encoder": lambda: encoder_model(epochs), "tiny": lambda: tiny_model(SEED, epochs),
+             "keras3": lambda: keras3_model(SEED, epochs)}[args.model]
+    classifier, data, steps, encoded, labels = build()
+    keras, checkpoint_class, early_stopping = fit_kit(args.model)
+
+    class Pause(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             time.sleep(args.pause)
 
-    epochs = EPOCHS[args.model]
-    classifier, data, steps, encoded, labels = encoder_model(epochs) if args.model == "encoder" else \
-        tiny_model(SEED, epochs)
     validation = training.ValidationScores(encoded, labels)
     step_log = training.StepLog()
-    resume = checkpointing.TrainingCheckpoint(args.artifacts, "finetuning", data, every=args.every) if args.every else None
+    resume = checkpoint_class(args.artifacts, "finetuning", data, every=args.every) if args.every else None
     fit = classifier.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
-                         callbacks=[validation, training.early_stopping(1), step_log, Pause(),
+                         callbacks=[validation, early_stopping(1), step_log, Pause(),
                                     training.ProgressBar(steps)] + ([resume] if resume else []))
 
     history = training.history_frame(fit)

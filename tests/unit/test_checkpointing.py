@@ -1,7 +1,9 @@
-"""Resuming a fit (toxhelpers.checkpointing): in-process tests on a tiny model (an embedding,
-dropout, a dense unit: seconds) for the rules; then separate processes (resumable_fit.py) stopped
-by SIGINT and by SIGKILL in the middle of their fit, rerun, and compared with a fit without the
-checkpoint: the tiny model in the default suite, the bundled encoder in the slow tier."""
+"""Resuming a fit (toxhelpers.checkpointing, and toxhelpers.keras3's for Keras 3): in-process tests
+on tiny models (seconds) for the rules, on tf-keras (an embedding, dropout, a dense unit) and on
+Keras 3 (lesson 12's wiring on a one-layer random KerasHub BERT); then separate processes
+(resumable_fit.py) stopped by SIGINT and by SIGKILL in the middle of their fit, rerun, and compared
+with a fit without the checkpoint: the tiny models in the default suite, the bundled encoder in the
+slow tier."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toxhelpers import checkpointing, training
+from toxhelpers import checkpointing, keras3, training
 
 # A resumed fit is the same computation in another process: measured identical (0.0); a rerun
 # from step 0, or a shuffle one epoch off, moves the weights by far more than this.
@@ -27,24 +29,31 @@ class StopAfter(Exception):
     """Stands in for an interrupt in the in-process tests."""
 
 
-def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3):
-    """``tiny_model`` fitted with lesson 6's callbacks and a checkpoint (``every=0``: without the
-    checkpoint callback, the reference); ``stop_after``: raise after that many steps, as an
-    interrupt would."""
-    from resumable_fit import tiny_model
-    from toxhelpers.tf_setup import tf_keras
+needs_keras_hub = pytest.mark.skipif(sys.version_info < keras3.KERAS_HUB_PYTHON,
+                                     reason="keras-hub 0.32.0 needs Python 3.11 (lesson 12 is skipped on 3.10)")
+KINDS = ["tiny", pytest.param("keras3", marks=needs_keras_hub)]  # lesson 6's fit (tf-keras), lesson 12's (Keras 3)
 
-    class Stop(tf_keras.callbacks.Callback):
+
+def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3,
+                  kind: str = "tiny"):
+    """A tiny model (``tiny``: tf-keras, ``keras3``: Keras 3 + KerasHub) fitted with its lesson's
+    callbacks and checkpoint (``every=0``: without the checkpoint callback, the reference);
+    ``stop_after``: raise after that many steps, as an interrupt would."""
+    from resumable_fit import fit_kit, keras3_model, tiny_model
+
+    keras, checkpoint_class, early_stopping = fit_kit(kind)
+
+    class Stop(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            if stop_after is not None and int(self.model.optimizer.iterations.numpy()) >= stop_after:
+            if stop_after is not None and int(np.asarray(self.model.optimizer.iterations)) >= stop_after:
                 raise StopAfter
 
-    net, data, steps, encoded, labels = tiny_model(seed, epochs)
+    net, data, steps, encoded, labels = (keras3_model if kind == "keras3" else tiny_model)(seed, epochs)
     validation, log = training.ValidationScores(encoded, labels), training.StepLog()
-    checkpoint = checkpointing.TrainingCheckpoint(artifacts, "finetuning", data, every=every) if every else None
+    checkpoint = checkpoint_class(artifacts, "finetuning", data, every=every) if every else None
     try:
         fit = net.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
-                      callbacks=[validation, training.early_stopping(5), log, Stop()] + ([checkpoint] if every else []))
+                      callbacks=[validation, early_stopping(5), log, Stop()] + ([checkpoint] if every else []))
     except StopAfter:
         return None
     return {"weights": net.get_weights(), "history": training.history_frame(fit), "steps": log.frame(),
@@ -61,10 +70,10 @@ def assert_same_training(got: dict, want: dict) -> None:
         np.testing.assert_array_equal(got["probabilities"][epoch], want["probabilities"][epoch])
 
 
-@pytest.fixture(scope="module")
-def never_saved(tmp_path_factory) -> dict:
-    """The tiny fit without the checkpoint callback: what every checkpointed fit must equal."""
-    return tiny_training(tmp_path_factory.mktemp("never_saved"), every=0)
+@pytest.fixture(scope="module", params=KINDS)
+def never_saved(tmp_path_factory, request) -> dict:
+    """A tiny fit without the checkpoint callback: what every checkpointed fit of its kind must equal."""
+    return {**tiny_training(tmp_path_factory.mktemp("never_saved"), every=0, kind=request.param), "kind": request.param}
 
 
 # 5 steps an epoch, saved after steps 2 and 4 of each and as each later epoch begins; the stop
@@ -72,9 +81,10 @@ def never_saved(tmp_path_factory) -> dict:
 # (resumes epoch 2 at its start) and 9 (resumes epoch 2 after its step 2)
 @pytest.mark.parametrize("stop_after", [3, 7, 9])
 def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop_after, never_saved):
-    assert tiny_training(tmp_path / "run", every=2, stop_after=stop_after) is None
+    kind = never_saved["kind"]
+    assert tiny_training(tmp_path / "run", every=2, stop_after=stop_after, kind=kind) is None
     assert (tmp_path / "run" / ".checkpoints" / "finetuning" / "latest.json").is_file()
-    rerun = tiny_training(tmp_path / "run", every=2)
+    rerun = tiny_training(tmp_path / "run", every=2, kind=kind)
     position = rerun["checkpoint"].resumed_from
     steps = len(never_saved["steps"]) // 3
     assert position is not None and stop_after - 2 <= steps * position["epoch"] + position["step"] <= stop_after
@@ -83,9 +93,10 @@ def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop
     assert not (tmp_path / "run" / ".checkpoints" / "finetuning").exists()  # removed when the fit completed
 
 
-def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
-    assert tiny_training(tmp_path, every=2, stop_after=4) is None
-    other_seed = tiny_training(tmp_path, every=2, seed=4)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys, kind):
+    assert tiny_training(tmp_path, every=2, stop_after=4, kind=kind) is None
+    other_seed = tiny_training(tmp_path, every=2, seed=4, kind=kind)
     assert other_seed["checkpoint"].resumed_from is None
     assert "saved by a fit with other batches, starting weights; training from the first step" in capsys.readouterr().out
 
@@ -93,7 +104,7 @@ def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
 def test_a_fit_that_saves_but_is_never_stopped_computes_what_one_without_the_callback_does(tmp_path, never_saved):
     """The default run (checkpoint_every=50, no interrupt) must keep the numbers a fit without
     checkpoints had, bit for bit: the dropout masks included."""
-    assert_same_training(tiny_training(tmp_path / "saving", every=2), never_saved)
+    assert_same_training(tiny_training(tmp_path / "saving", every=2, kind=never_saved["kind"]), never_saved)
 
 
 def test_the_checkpoint_must_come_last_and_get_a_dataset_it_can_replay(tmp_path):
@@ -144,11 +155,12 @@ def fit_result(tmp: Path, name: str, process: subprocess.Popen) -> dict:
 # processes, about 25 s on 2 cores); the bundled encoder, stopped by SIGINT in epoch 1 and killed
 # by SIGKILL in epoch 2, in the slow tier
 SIGNALS = {"tiny": [("sigkill", signal.SIGKILL, 8, 1)],
+           "keras3": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)],
            "encoder": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)]}
-PAUSE = {"tiny": 0.5, "encoder": 1.0}  # seconds after each step of a process to be stopped
+PAUSE = {"tiny": 0.5, "keras3": 0.5, "encoder": 1.0}  # seconds after each step of a process to be stopped
 
 
-@pytest.mark.parametrize("kind", ["tiny", pytest.param("encoder", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", KINDS + [pytest.param("encoder", marks=pytest.mark.slow)])
 def test_a_fit_killed_mid_fit_resumes_and_ends_with_the_model_never_stopped(tmp_path, kind):
     """A fit saved every 2 steps, in a process stopped by a real signal once a save of at least
     that many steps is on disk, then rerun into the same folder, ends with the weights,

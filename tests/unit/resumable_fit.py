@@ -1,16 +1,16 @@
 """A fit with lesson 6's callbacks and a :class:`checkpointing.TrainingCheckpoint`, as a process a test
 can interrupt (test_training.py starts it, signals it, reruns it):
 
-    python resumable_fit.py --model tiny|encoder|keras3 --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
+    python resumable_fit.py --model tiny|encoder|keras3|kerashub --artifacts DIR --every 2 --result FILE.npz [--pause 0.5]
 
 ``--model encoder``: the real bundled encoder cut to one layer, with dropout on (0.1 in the
 encoder, 0.2 in the head: the masks are part of what a resume must reproduce), 48 synthetic
 comments of at most 32 tokens in length-bucketed batches of 8 (6 steps an epoch), 2 epochs.
 ``--model tiny``: :func:`tiny_model` (an embedding, dropout 0.5, a dense unit; 5 steps an epoch),
-3 epochs: the same machinery in seconds. ``--model keras3``: lesson 12's fit on Keras 3
-(:func:`keras3_model`: a one-layer random KerasHub BERT, dropout 0.3, under lesson 12's wiring and a
-head with dropout 0.5, the tiny model's rows) with :class:`toxhelpers.keras3.TrainingCheckpoint`,
-3 epochs. All: a warm-up + linear-decay schedule and the callbacks
+3 epochs: the same machinery in seconds. ``--model keras3``: the tiny model on Keras 3, with lesson
+12's loss and schedule and :class:`toxhelpers.keras3.TrainingCheckpoint`; ``--model kerashub``:
+lesson 12's wiring on a one-layer random KerasHub BERT (dropout 0.3) with a head (dropout 0.5),
+the tiny rows, 3 epochs (its first step traces for ~10 s, the tiny ones' for ~3). All: a warm-up + linear-decay schedule and the callbacks
 lesson 6 fits with (validation scores, early stopping, step log, progress bar). ``--every 0``
 fits without the checkpoint callback at all: the reference. ``--pause`` sleeps after every step
 (a callback that changes no number) so a test has time to signal the process mid-fit. Writes the
@@ -30,8 +30,8 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 SEED = 11
 BATCH_SIZE = 8
-EPOCHS = {"encoder": 2, "tiny": 3, "keras3": 3}
-STEPS = {"encoder": 6, "tiny": 5, "keras3": 5}  # an epoch's batches
+EPOCHS = {"encoder": 2, "tiny": 3, "keras3": 3, "kerashub": 3}
+STEPS = {"encoder": 6, "tiny": 5, "keras3": 5, "kerashub": 5}  # an epoch's batches
 VOCABULARY = 50  # the tiny rows' token ids are below it
 
 
@@ -66,24 +66,32 @@ def tiny_model(seed: int = 3, epochs: int = 3):
     return net, data, steps, encoded, labels
 
 
-def keras3_model(seed: int = 3, epochs: int = 3):
-    """Lesson 12's fine-tuning on Keras 3, small: a one-layer random KerasHub BERT (dropout 0.3)
-    under :func:`keras3.sentence_encoder`, a head with dropout 0.5, focal loss and Adam on
-    :class:`keras3.LinearWarmupDecay`, compiled as lesson 12 compiles (no XLA); the tiny rows'
-    dataset. (model, dataset, steps, encoded, labels), as :func:`tiny_model`."""
-    from toxhelpers import batches, keras3
-
-    keras3.check_keras_hub()
+def keras3_model(seed: int = 3, epochs: int = 3, backbone: str = "tiny"):
+    """A model compiled as lesson 12 compiles on Keras 3 (focal loss, Adam on
+    :class:`keras3.LinearWarmupDecay`, no XLA), on the tiny rows' bucketed dataset: (model, dataset,
+    steps, encoded, labels), as :func:`tiny_model`. ``backbone="tiny"``: an embedding, dropout 0.5,
+    a dense unit, in Keras 3; ``"kerashub"``: lesson 12's wiring (:func:`keras3.sentence_encoder`,
+    :func:`keras3.build_classifier`) on a one-layer random KerasHub BERT (dropout 0.3, its unused
+    pooler frozen as lesson 12 freezes it) and a head with dropout 0.5."""
     import keras
-    import keras_hub
+
+    from toxhelpers import batches, keras3
 
     keras.utils.set_random_seed(seed)
     encoded, labels = tiny_rows()
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=1, num_heads=2, hidden_dim=8,
+    if backbone == "kerashub":
+        keras3.check_keras_hub()
+        import keras_hub
+
+        bert = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=1, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, dropout=0.3, max_sequence_length=24)
-    head = keras.Sequential([keras.layers.Dropout(0.5), keras.layers.Dense(1, activation="sigmoid")])
-    net = keras3.build_classifier(keras3.sentence_encoder(backbone, "cls"), head)
-    backbone.get_layer("pooled_dense").trainable = False  # as lesson 12: BERT's unused pooler
+        head = keras.Sequential([keras.layers.Dropout(0.5), keras.layers.Dense(1, activation="sigmoid")])
+        net = keras3.build_classifier(keras3.sentence_encoder(bert, "cls"), head)
+        bert.get_layer("pooled_dense").trainable = False
+    else:
+        inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in batches.INPUT_NAMES}
+        hidden = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(VOCABULARY, 8)(inputs["input_ids"]))
+        net = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dropout(0.5)(hidden)))
     steps = batches.batches_per_epoch(encoded, 8)
     net.compile(optimizer=keras.optimizers.Adam(learning_rate=keras3.LinearWarmupDecay(0.05, steps * epochs, steps)),
                 loss=keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True), jit_compile=False)
@@ -117,7 +125,7 @@ def fit_kit(kind: str):
     patience) for a model kind: tf-keras and lesson 6's, or Keras 3 and lesson 12's."""
     from toxhelpers import checkpointing, training
 
-    if kind != "keras3":
+    if kind not in ("keras3", "kerashub"):
         from toxhelpers.tf_setup import tf_keras
 
         return tf_keras, checkpointing.TrainingCheckpoint, training.early_stopping
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     epochs = EPOCHS[args.model]
     build = {"encoder": lambda: encoder_model(epochs), "tiny": lambda: tiny_model(SEED, epochs),
-             "keras3": lambda: keras3_model(SEED, epochs)}[args.model]
+             "keras3": lambda: keras3_model(SEED, epochs), "kerashub": lambda: keras3_model(SEED, epochs, "kerashub")}[args.model]
     classifier, data, steps, encoded, labels = build()
     keras, checkpoint_class, early_stopping = fit_kit(args.model)
 

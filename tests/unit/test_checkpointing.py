@@ -1,9 +1,9 @@
 """Resuming a fit (toxhelpers.checkpointing, and toxhelpers.keras3's for Keras 3): in-process tests
-on tiny models (seconds) for the rules, on tf-keras (an embedding, dropout, a dense unit) and on
-Keras 3 (lesson 12's wiring on a one-layer random KerasHub BERT); then separate processes
-(resumable_fit.py) stopped by SIGINT and by SIGKILL in the middle of their fit, rerun, and compared
-with a fit without the checkpoint: the tiny models in the default suite, the bundled encoder in the
-slow tier."""
+on a tiny model (an embedding, dropout, a dense unit: seconds) on tf-keras for the rules, and on
+Keras 3; then separate processes (resumable_fit.py) stopped by SIGINT and by SIGKILL in the middle
+of their fit, rerun, and compared with a fit without the checkpoint: the tiny models in the default
+suite; the bundled encoder (tf-keras, lesson 6) and lesson 12's wiring on a one-layer random KerasHub
+BERT in the slow tier."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class StopAfter(Exception):
 
 needs_keras_hub = pytest.mark.skipif(sys.version_info < keras3.KERAS_HUB_PYTHON,
                                      reason="keras-hub 0.32.0 needs Python 3.11 (lesson 12 is skipped on 3.10)")
-KINDS = ["tiny", pytest.param("keras3", marks=needs_keras_hub)]  # lesson 6's fit (tf-keras), lesson 12's (Keras 3)
+KINDS = ["tiny", "keras3"]  # the tiny model on tf-keras (lesson 6's fit), on Keras 3 (lesson 12's)
 
 
 def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3,
@@ -93,10 +93,9 @@ def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop
     assert not (tmp_path / "run" / ".checkpoints" / "finetuning").exists()  # removed when the fit completed
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys, kind):
-    assert tiny_training(tmp_path, every=2, stop_after=4, kind=kind) is None
-    other_seed = tiny_training(tmp_path, every=2, seed=4, kind=kind)
+def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
+    assert tiny_training(tmp_path, every=2, stop_after=4) is None
+    other_seed = tiny_training(tmp_path, every=2, seed=4)
     assert other_seed["checkpoint"].resumed_from is None
     assert "saved by a fit with other batches, starting weights; training from the first step" in capsys.readouterr().out
 
@@ -151,16 +150,18 @@ def fit_result(tmp: Path, name: str, process: subprocess.Popen) -> dict:
         return {key: saved[key] for key in saved.files}
 
 
-# (model, what stops it): the tiny model, killed by SIGKILL in epoch 2, in the default suite (three
-# processes, about 25 s on 2 cores); the bundled encoder, stopped by SIGINT in epoch 1 and killed
-# by SIGKILL in epoch 2, in the slow tier
+# (model, what stops it): the tiny models (tf-keras, Keras 3), killed by SIGKILL in epoch 2, in the
+# default suite (three processes each, about 25 s on 2 cores); the bundled encoder and the KerasHub
+# BERT, stopped by SIGINT in epoch 1 and killed by SIGKILL in epoch 2, in the slow tier
 SIGNALS = {"tiny": [("sigkill", signal.SIGKILL, 8, 1)],
-           "keras3": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)],
-           "encoder": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)]}
-PAUSE = {"tiny": 0.5, "keras3": 0.5, "encoder": 1.0}  # seconds after each step of a process to be stopped
+           "keras3": [("sigkill", signal.SIGKILL, 8, 1)],
+           "encoder": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)],
+           "kerashub": [("sigint", signal.SIGINT, 2, 0), ("sigkill", signal.SIGKILL, 8, 1)]}
+PAUSE = {"tiny": 0.5, "keras3": 0.5, "kerashub": 0.5, "encoder": 1.0}  # seconds after each step of a process to be stopped
 
 
-@pytest.mark.parametrize("kind", KINDS + [pytest.param("encoder", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", KINDS + [pytest.param("encoder", marks=pytest.mark.slow),
+                                          pytest.param("kerashub", marks=[pytest.mark.slow, needs_keras_hub])])
 def test_a_fit_killed_mid_fit_resumes_and_ends_with_the_model_never_stopped(tmp_path, kind):
     """A fit saved every 2 steps, in a process stopped by a real signal once a save of at least
     that many steps is on disk, then rerun into the same folder, ends with the weights,

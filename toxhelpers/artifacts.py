@@ -128,6 +128,9 @@ ARTIFACTS = {
                            "the model card: weights, data, uses, metrics with intervals, calibration, limitations"),
     "keras_hub_model": Artifact("keras_hub/classifier.keras", "keras_hub", "keras3.load_classifier",
                                 "the same recipe fine-tuned on Keras 3 + KerasHub, as one .keras file"),
+    "keras_hub_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/keras_hub", "keras_hub", "keras3.TrainingCheckpoint",
+                                     "lesson 12's fine-tuning state, saved every checkpoint_every steps so an "
+                                     "interrupted fit resumes; removed when the fit completes"),
     "keras_hub_predictions": Artifact("keras_hub/{split}_predictions.parquet", "keras_hub", "model.load_predictions",
                                       "the Keras 3 model's test probabilities (columns as finetuned_predictions)"),
     "keras_hub_onnx": Artifact("keras_hub_serving/classifier.{variant}.onnx", "keras_hub_serving", "serving.OnnxClassifier",

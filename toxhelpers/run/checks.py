@@ -195,7 +195,7 @@ def parameter_rules() -> dict[str, Rule]:
         "tokens_per_batch": Rule(kind=INTEGER, optional=True, low=2, high=MANY_ROWS),  # and >= max_length, checked in lessons 6 and 11
         "compare_padding_batches": STEPS,
         "new_comments": Rule(min_items=1),
-        "checkpoint_every": STEPS,  # training steps between saves of an interruptible fit (lessons 5 and 6); 0: never
+        "checkpoint_every": STEPS,  # training steps between saves of an interruptible fit (lessons 5, 6 and 12); 0: never
         # 11_scaling_out
         "strategy": Rule(choices=distribute.STRATEGIES),
         "precision": Rule(choices=distribute.PRECISIONS),

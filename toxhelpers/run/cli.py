@@ -86,8 +86,8 @@ Resume
     temp and hidden files are ignored), so an interrupted or failed run never leaves anything a
     resume would trust. Before a rerun, the files the notebook wrote last time are deleted, so no
     stale output survives.
-    Training checkpoints (``artifacts/.checkpoints/``, parameter ``checkpoint_every`` of lessons 5
-    and 6) are not outputs: a lesson interrupted mid-fit (Ctrl-C, SIGTERM, SIGKILL) and rerun with
+    Training checkpoints (``artifacts/.checkpoints/``, parameter ``checkpoint_every`` of lessons 5,
+    6 and 12) are not outputs: a lesson interrupted mid-fit (Ctrl-C, SIGTERM, SIGKILL) and rerun with
     the same key and inputs goes on from its last saved step. With another key or other inputs, or
     ``--force``, they are removed before the lesson starts (``.state/NN_*.attempt.json`` holds the
     last execution's key and inputs).

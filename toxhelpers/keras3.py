@@ -3,8 +3,9 @@
 Lesson 12 writes out what changes on Keras 3 (``#@save`` cells, copied here with the same text):
 the sentence encoder on a KerasHub backbone with lesson 4's pooling, the classifier wiring, and
 lesson 6's warm-up + linear-decay schedule in ``keras.ops``. The rest is plumbing the lesson calls
-and tests need: the import check that names the fix, the saved model's reader, and lesson 6's
-(and lesson 8's) recorded numbers to put beside the lesson's own.
+and tests need: the import check that names the fix, the saved model's reader, lesson 6's (and
+lesson 8's) recorded numbers to put beside the lesson's own, and :class:`TrainingCheckpoint`, lesson
+6's resumable fit on Keras 3.
 
 Keras 3 and the walkthrough's tf-keras share one process: ``toxhelpers`` sets
 ``TF_USE_LEGACY_KERAS=1`` so that ``tf.keras`` is Keras 2 for Hugging Face's classes, and

@@ -1,7 +1,9 @@
 """Resuming an interrupted ``fit`` where it stopped: :class:`TrainingCheckpoint`, the callback
 lessons 5 and 6 pass to ``fit``, and :class:`DropoutStates`, which makes dropout's random masks
-part of the saved state. Harness, not the lessons' subject: the lessons show ``fit`` with it as
-one more callback, and this module holds how it saves, checks and restores.
+part of the saved state. :class:`FitCheckpoint` holds what does not depend on the Keras that runs
+the fit; :class:`toxhelpers.keras3.TrainingCheckpoint` (lesson 12, Keras 3) builds on it too.
+Harness, not the lessons' subject: the lessons show ``fit`` with it as one more callback, and this
+module holds how it saves, checks and restores.
 """
 
 from __future__ import annotations

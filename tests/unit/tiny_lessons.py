@@ -49,7 +49,7 @@ USE = [
 def stable_code(monkeypatch: pytest.MonkeyPatch) -> None:
     """Other people edit toxhelpers modules while these tests run; the code hash is tested apart.
     Autouse: every test module importing it gets it."""
-    monkeypatch.setattr(resume, "code_hash", lambda: "code")
+    monkeypatch.setattr(resume, "code_hash", lambda notebook=None: "code")
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:

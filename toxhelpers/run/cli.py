@@ -60,9 +60,10 @@ Resume
     Rerunning into the same folder skips a notebook when its manifest (``.state/NN_*.json``, which
     also keeps the execution's wall seconds and peak memory for the report) says it completed with
     (1) the same key: the notebook's cell sources, the parameters it received (``artifacts_dir``
-        relative to the report, so a moved or copied report resumes), the toxhelpers code and the
-        data shipped with it (every file except this ``run`` package, ``profiles/`` and
-        ``__main__.py``), the key package versions, the kernel, the data folder ``data_dir``
+        relative to the report, so a moved or copied report resumes), the toxhelpers modules it
+        imports, directly or through other modules (an edit to lesson 12's ``keras3.py`` leaves
+        lessons 1-11 reused), with the package's ``__init__`` files and the data shipped with it
+        (never this ``run`` package, ``profiles/`` or ``__main__.py``), the key package versions, the kernel, the data folder ``data_dir``
         resolves to (so a newly downloaded data set is not ignored), and the files in each other
         ``*_dir`` folder it receives (``templates_dir``);
     (2) the same inputs: every artifact file that existed when it ran, except files written by

@@ -79,8 +79,8 @@ def prepare(options: RunOptions) -> tuple[Context, list[Path]]:
     data_source = _resolve_data_source(params.values, declared, notebooks_dir)
     from toxhelpers.recording import package_versions
 
-    key_common = {"code": resume.code_hash(), "versions": resume.stable_hash(package_versions()), "kernel": KERNEL}
-    return Context(folder, notebooks, params, declared, key_common, data_source), selected
+    key_common = {"versions": resume.stable_hash(package_versions()), "kernel": KERNEL}
+    return Context(folder, notebooks, params, declared, key_common, data_source, resume.code_hash()), selected
 
 
 def _resolve_data_source(values: dict[str, Any], declared: dict[str, dict[str, Any]],

@@ -2,14 +2,15 @@
 (manifests, file ownership) that decision rests on. The rules are documented for users in
 :mod:`toxhelpers.run.cli` ("Resume").
 
-A notebook is reused when its key (cell sources, parameters received, the toxhelpers code it can
-import, package versions, kernel, data folder) is unchanged, its inputs re-hash the same and its
+A notebook is reused when its key (cell sources, parameters received, the toxhelpers code it
+imports, package versions, kernel, data folder) is unchanged, its inputs re-hash the same and its
 outputs are intact. The code hash leaves out this ``run`` package and ``__main__.py``: how
 notebooks are run and reported never changes their results, so changing it never forces a rerun.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import json
@@ -97,17 +98,88 @@ def is_tooling(relative: Path) -> bool:
     return relative.parts[0] in TOOLING_FOLDERS or relative.as_posix() in TOOLING_FILES
 
 
-def code_hash() -> str:
-    """Hash of everything in the package a notebook can use: its modules and the data shipped
-    with them (lesson 9's templates, the demo set); the run tooling is left out. Data files
-    count as much as code: an edited ``bias_templates/words.csv.gz`` used to leave lesson 9 reused."""
+def code_hash(notebook: Path | None = None) -> str:
+    """Hash of the package code a notebook can use. With ``notebook``: the toxhelpers modules its
+    code cells import and, transitively, the modules those import (:func:`reachable_modules`), with
+    the package's ``__init__`` files and all the data shipped with it (lesson 9's templates, the
+    demo set: data files count as much as code; an edited ``bias_templates/words.csv.gz`` used to
+    leave lesson 9 reused). So editing lesson 12's ``keras3.py`` leaves lessons 1-11 reused: at
+    Kaggle's size they are hours of work. Without ``notebook``: every module (the report's
+    ``toxhelpers_sha256``). The run tooling is left out of both."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*")):
-        relative = path.relative_to(PACKAGE_DIR)
-        if not path.is_file() or is_tooling(relative) or "__pycache__" in relative.parts or path.suffix == ".pyc":
-            continue
-        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
+    files = package_files() if notebook is None else reachable_files(notebook)
+    for path in sorted(files):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def package_files() -> list[Path]:
+    """Every file of the package but the run tooling's and Python's caches."""
+    return [path for path in PACKAGE_DIR.rglob("*")
+            if path.is_file() and not is_tooling(path.relative_to(PACKAGE_DIR))
+            and "__pycache__" not in path.parts and path.suffix != ".pyc"]
+
+
+def reachable_files(notebook: Path) -> set[Path]:
+    """The files :func:`code_hash` reads for ``notebook``: every package file that is not a
+    module, every ``__init__.py``, and the modules the notebook reaches. All of them when a code
+    cell cannot be parsed or imports bare ``toxhelpers`` (its attributes could be any module)."""
+    names = imported_names("\n".join(code_cell_sources(notebook)))
+    if names is None or "toxhelpers" in names:
+        return set(package_files())
+    files = set(package_files())
+    modules = {path for path in files if path.suffix == ".py" and path.name != "__init__.py"}
+    return (files - modules) | reachable_modules(names)
+
+
+def code_cell_sources(notebook: Path) -> list[str]:
+    """A notebook's code cells, IPython's ``%magic`` and ``!shell`` lines blanked."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    return ["\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+            for source in sources]
+
+
+def imported_names(source: str, package: str = "") -> set[str] | None:
+    """Dotted names of the toxhelpers modules (or their attributes) ``source`` imports anywhere, a
+    function's own imports included; relative imports are read from ``package``. ``toxhelpers``
+    itself only for a bare ``import toxhelpers``. None if the source does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            if base != "toxhelpers":  # "from toxhelpers import data" names the module data, not the package
+                names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name for name in names if name == "toxhelpers" or name.startswith("toxhelpers.")}
+
+
+def reachable_modules(names: set[str]) -> set[Path]:
+    """The module files of ``names`` (a name that is not a module, e.g. ``toxhelpers.artifacts.LESSONS``,
+    is skipped) and of everything they import, transitively; the run tooling is neither hashed
+    nor followed."""
+    found: set[Path] = set()
+    pending = sorted(names | {"toxhelpers"})  # importing any of them runs the package's __init__
+    while pending:
+        name = pending.pop()
+        parts = name.split(".")[1:]
+        candidates = [PACKAGE_DIR.joinpath(*parts[:-1], f"{parts[-1]}.py")] if parts else []
+        for path in candidates + [PACKAGE_DIR.joinpath(*parts, "__init__.py")]:
+            if not path.is_file() or path in found or is_tooling(path.relative_to(PACKAGE_DIR)):
+                continue
+            found.add(path)
+            package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+            pending.extend(sorted(imported_names(path.read_text(encoding="utf-8"), package) or ()))
+    return found
 
 
 def folder_hash(folder: Path, hasher: Hasher) -> str | None:
@@ -138,8 +210,9 @@ class Context:
     notebooks: list[Path]  # all discovered, in order: ownership of files follows this order
     params: Parameters
     declared: dict[str, dict[str, Any]]
-    key_common: dict[str, Any]
+    key_common: dict[str, Any]  # the package versions and the kernel (the code is each notebook's own)
     data_source: dict[str, str] | None  # where data_dir resolves: {"path", "origin"}
+    package_code: str  # code_hash() of the whole package: the report's toxhelpers_sha256
     hasher: Hasher = field(default_factory=Hasher)
 
     def passed(self, notebook: Path) -> dict[str, Any]:
@@ -151,7 +224,8 @@ class Context:
         to it (``artifacts_dir`` is ``artifacts``), so a moved or copied report resumes."""
         passed = self.passed(notebook)
         parameters = {**passed, RUNNER_SET: self.folder.relative(Path(passed[RUNNER_SET]))}
-        parts = {"notebook": notebook_source_hash(notebook), "parameters": parameters, **self.key_common}
+        parts = {"notebook": notebook_source_hash(notebook), "parameters": parameters, **self.key_common,
+                 "code": code_hash(notebook)}
         if "data_dir" in self.declared[notebook.name]:
             parts["data_folder"] = (self.data_source or {}).get("path")
         folders = {key: folder_hash(Path(value), self.hasher) for key, value in parts["parameters"].items()

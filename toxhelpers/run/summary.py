@@ -317,7 +317,7 @@ def finish_report(ctx: Context, result: RunResult, started: float, started_at: s
         "wall_seconds": round(time.monotonic() - started, 2), "peak_memory_mb": peak_memory_mb(),
         "profile": ctx.params.profile, "description": ctx.params.description, "config": ctx.params.config,
         "parameters": ctx.params.values, "versions": package_versions(),
-        "code": {"toxhelpers_sha256": ctx.key_common["code"], "git_commit": git_commit(ctx.notebooks[0].parent)},
+        "code": {"toxhelpers_sha256": ctx.package_code, "git_commit": git_commit(ctx.notebooks[0].parent)},
         "kernel": kernel_description(), "data_source": ctx.data_source or {}, "inputs": collected_inputs(records),
         "notebooks": [asdict(item) for item in result.notebooks],
         "figures": figures, "model_card": copy_model_card(ctx, records),

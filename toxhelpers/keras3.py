@@ -248,10 +248,14 @@ class TrainingCheckpoint(checkpointing.FitCheckpoint, keras.callbacks.Callback):
     def _metric_variables(self) -> list[Any]:
         return list(self.model.metrics_variables)
 
+    def _prepare(self) -> None:
+        self._epoch_iterator = fit_epoch_iterator(self.model)
+        check_resumable(self._epoch_iterator, self.data)  # now, not after hours of an interrupted fit
+
     def _start_at(self, epoch: int, step: int) -> None:
         self.model._initial_epoch = epoch
         if step:
-            start_epoch_after(fit_epoch_iterator(self.model), self.data, step)
+            start_epoch_after(self._epoch_iterator, step)
 
 
 def fit_epoch_iterator(model: keras.Model) -> Any:
@@ -269,16 +273,24 @@ def fit_epoch_iterator(model: keras.Model) -> Any:
                        f"(this Keras, {keras.__version__}, may keep its batches elsewhere)")
 
 
-def start_epoch_after(epoch_iterator: Any, data: Any, count: int) -> None:
+def check_resumable(epoch_iterator: Any, data: Any) -> None:
+    """A fit :func:`start_epoch_after` can resume: on the checkpoint's dataset, one step per
+    execution, every epoch a fresh pass over the whole dataset (whose length Keras knows)."""
+    if getattr(epoch_iterator.data_adapter, "_dataset", data) is not data:
+        raise ValueError("fit was given another dataset than its TrainingCheckpoint: pass the same one to both")
+    if epoch_iterator.steps_per_execution != 1:
+        raise ValueError(f"TrainingCheckpoint resumes a fit of one step per execution, not "
+                         f"steps_per_execution={epoch_iterator.steps_per_execution}")
+    if not epoch_iterator.num_batches or epoch_iterator.num_batches != epoch_iterator._num_batches:
+        raise ValueError(f"TrainingCheckpoint resumes a fit whose epochs are its dataset's whole length "
+                         f"({epoch_iterator._num_batches} batches, as batches.training_dataset states it), got "
+                         f"steps_per_epoch={epoch_iterator.num_batches}")
+
+
+def start_epoch_after(epoch_iterator: Any, count: int) -> None:
     """Make the next epoch of ``epoch_iterator`` read its first ``count`` batches and drop them (the
     ones the interrupted epoch trained on), then run its other steps numbered from ``count``, as
     Keras's own ``_enumerate_iterator`` numbers them; later epochs are Keras's own again."""
-    if getattr(epoch_iterator.data_adapter, "_dataset", data) is not data:
-        raise ValueError("fit was given another dataset than its TrainingCheckpoint: pass the same one to both")
-    if epoch_iterator.steps_per_execution != 1 or not epoch_iterator.num_batches \
-            or epoch_iterator.num_batches != epoch_iterator._num_batches:
-        raise ValueError("TrainingCheckpoint resumes a fit of one step per execution whose epochs are its dataset's "
-                         "length (batches.training_dataset's; steps_per_epoch, if given, equal to it)")
 
     def resumed_epoch() -> Any:
         del epoch_iterator._enumerate_iterator  # the class's own method again, for the epochs after this one

@@ -121,6 +121,20 @@ def test_the_checkpoint_must_come_last_and_get_a_dataset_it_can_replay(tmp_path)
     assert isinstance(checkpoint, tf_keras.callbacks.Callback)
 
 
+def test_a_keras3_fit_it_could_not_resume_is_refused_before_the_first_step(tmp_path):
+    from resumable_fit import keras3_model
+
+    net, data, steps, _, _ = keras3_model()
+    checkpoint = keras3.TrainingCheckpoint(tmp_path, "finetuning", data, every=2)
+    with pytest.raises(ValueError, match="another dataset than its TrainingCheckpoint"):
+        net.fit(data.take(steps), epochs=1, verbose=0, callbacks=[checkpoint])
+    with pytest.raises(ValueError, match=f"its dataset's whole length \\({steps} batches.*steps_per_epoch=2"):
+        net.fit(data, epochs=1, steps_per_epoch=2, verbose=0, callbacks=[checkpoint])
+    with pytest.raises(ValueError, match="must come last in fit's callbacks"):
+        net.fit(data, epochs=1, verbose=0, callbacks=[checkpoint, training.StepLog()])
+    assert int(np.asarray(net.optimizer.iterations)) == 0  # refused before any step
+
+
 RESUMABLE_FIT = Path(__file__).with_name("resumable_fit.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

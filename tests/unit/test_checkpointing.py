@@ -36,7 +36,7 @@ KINDS = ["tiny", "keras3"]  # the tiny model on tf-keras (lesson 6's fit), on Ke
 
 def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3,
                   kind: str = "tiny"):
-    """A tiny model (``tiny``: tf-keras, ``keras3``: Keras 3 + KerasHub) fitted with its lesson's
+    """A tiny model (``tiny``: on tf-keras, ``keras3``: the same on Keras 3) fitted with its lesson's
     callbacks and checkpoint (``every=0``: without the checkpoint callback, the reference);
     ``stop_after``: raise after that many steps, as an interrupt would."""
     from resumable_fit import fit_kit, keras3_model, tiny_model

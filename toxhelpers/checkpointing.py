@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,19 @@ class FitCheckpoint:
     def _finished(self) -> None:
         """The fit has ended: undo what :meth:`_prepare` did."""
 
+    def _state(self) -> Any:
+        """The ``tf.train.Checkpoint`` of the model's and the optimizer's variables."""
+        raise NotImplementedError
+
     def _write_state(self, folder: Path) -> dict[str, Any]:
         """Write the weights and the optimizer's variables into ``folder``; return any further
         arrays to keep with the callbacks' (a save's ``arrays.npz``)."""
-        raise NotImplementedError
+        self._state().write(str(folder / "state"))
+        return {}
 
     def _read_state(self, folder: Path, arrays: dict[str, Any]) -> None:
         """Put back what :meth:`_write_state` saved."""
-        raise NotImplementedError
+        self._state().read(str(folder / "state")).assert_consumed()
 
     def _metric_variables(self) -> list[Any]:
         """The running sums behind the fit's metrics (the loss's mean among them)."""
@@ -246,11 +252,11 @@ class TrainingCheckpoint(FitCheckpoint, tf_keras.callbacks.Callback):
         self._dropout.detach()
 
     def _write_state(self, folder: Path) -> dict[str, Any]:
-        self._state().write(str(folder / "state"))
+        super()._write_state(folder)
         return {f"{DROPOUT_PREFIX}{name}": state for name, state in self._dropout.states().items()}
 
     def _read_state(self, folder: Path, arrays: dict[str, Any]) -> None:
-        self._state().read(str(folder / "state")).assert_consumed()
+        super()._read_state(folder, arrays)
         self._dropout.restore({name[len(DROPOUT_PREFIX):]: value for name, value in arrays.items()
                                if name.startswith(DROPOUT_PREFIX)})
 
@@ -328,13 +334,21 @@ def skip_batches(model: tf_keras.Model, data: Any, count: int) -> None:
     model.train_function = first_step
 
 
+def caller_locals() -> Iterator[dict[str, Any]]:
+    """The local variables of each frame that called the caller, innermost first: how a callback
+    reaches what Keras's ``fit`` keeps in locals (its callback list, its epoch iterator)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        yield frame.f_locals
+        frame = frame.f_back
+
+
 def other_callbacks(callback: Any, keras: Any = tf_keras) -> list[Any]:
     """The callbacks ``callback`` runs with in a ``fit``, besides Keras's own history and progress
     bar. Keras gives a callback no handle on the others, but its ``CallbackList`` calls each one's
     hooks from a loop: it is the ``self`` of a calling frame."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        owner = frame.f_locals.get("self")
+    for local in caller_locals():
+        owner = local.get("self")
         if isinstance(owner, keras.callbacks.CallbackList) and any(item is callback for item in owner.callbacks):
             keras_own = (keras.callbacks.History, keras.callbacks.ProgbarLogger)
             mine = [item for item in owner.callbacks if not isinstance(item, keras_own)]
@@ -342,7 +356,6 @@ def other_callbacks(callback: Any, keras: Any = tf_keras) -> list[Any]:
                 raise ValueError(f"{type(callback).__name__} must come last in fit's callbacks, so that what "
                                  "the others recorded at each step is in its saves")
             return mine[:-1]
-        frame = frame.f_back
     raise RuntimeError(f"{type(callback).__name__} works inside Model.fit only (pass it in callbacks=[...])")
 
 

@@ -238,13 +238,6 @@ class TrainingCheckpoint(checkpointing.FitCheckpoint, keras.callbacks.Callback):
             optimizer.build(self.model.trainable_variables)
         return tf.train.Checkpoint(variables=list(self.model.variables), optimizer=list(optimizer.variables))
 
-    def _write_state(self, folder: Path) -> dict[str, Any]:
-        self._state().write(str(folder / "state"))
-        return {}
-
-    def _read_state(self, folder: Path, arrays: dict[str, Any]) -> None:
-        self._state().read(str(folder / "state")).assert_consumed()
-
     def _metric_variables(self) -> list[Any]:
         return list(self.model.metrics_variables)
 
@@ -263,12 +256,10 @@ def fit_epoch_iterator(model: keras.Model) -> Any:
     found among the calling frames, as :func:`checkpointing.other_callbacks` finds the callbacks)."""
     from keras.src.trainers.epoch_iterator import EpochIterator
 
-    frame = sys._getframe(1)
-    while frame is not None:
-        found = frame.f_locals.get("epoch_iterator")
-        if frame.f_locals.get("self") is model and isinstance(found, EpochIterator):
+    for local in checkpointing.caller_locals():
+        found = local.get("epoch_iterator")
+        if local.get("self") is model and isinstance(found, EpochIterator):
             return found
-        frame = frame.f_back
     raise RuntimeError(f"no Model.fit of {model.name} is running: TrainingCheckpoint resumes inside fit only "
                        f"(this Keras, {keras.__version__}, may keep its batches elsewhere)")
 

@@ -214,6 +214,7 @@ class Context:
     data_source: dict[str, str] | None  # where data_dir resolves: {"path", "origin"}
     package_code: str  # code_hash() of the whole package: the report's toxhelpers_sha256
     hasher: Hasher = field(default_factory=Hasher)
+    code_hashes: dict[Path, str] = field(default_factory=dict)  # code_hash(notebook), once per run
 
     def passed(self, notebook: Path) -> dict[str, Any]:
         artifacts = self.folder.artifacts.resolve()
@@ -225,7 +226,7 @@ class Context:
         passed = self.passed(notebook)
         parameters = {**passed, RUNNER_SET: self.folder.relative(Path(passed[RUNNER_SET]))}
         parts = {"notebook": notebook_source_hash(notebook), "parameters": parameters, **self.key_common,
-                 "code": code_hash(notebook)}
+                 "code": self.code_hash(notebook)}
         if "data_dir" in self.declared[notebook.name]:
             parts["data_folder"] = (self.data_source or {}).get("path")
         folders = {key: folder_hash(Path(value), self.hasher) for key, value in parts["parameters"].items()
@@ -233,6 +234,12 @@ class Context:
         if folders:
             parts["folders"] = folders
         return json.loads(json.dumps(parts, sort_keys=True, default=str))  # as stored in a manifest
+
+    def code_hash(self, notebook: Path) -> str:
+        """:func:`code_hash` of ``notebook``, computed once per run (as the whole package's was)."""
+        if notebook not in self.code_hashes:
+            self.code_hashes[notebook] = code_hash(notebook)
+        return self.code_hashes[notebook]
 
     def manifest(self, notebook: Path) -> dict[str, Any] | None:
         path = self.folder.manifest(notebook)

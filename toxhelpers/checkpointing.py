@@ -220,11 +220,10 @@ class TrainingCheckpoint(FitCheckpoint, tf_keras.callbacks.Callback):
     kernels, out of any checkpoint's reach. For the length of the fit, each dropout layer draws
     the same masks from a ``tf.random.Generator`` started at the state the op's kernel starts at
     (:class:`toxhelpers.dropout_states.DropoutStates`), whose state is a variable that is saved.
-    So a fit with this callback,
-    saving or not, interrupted or not, computes exactly what a fit without it computes, provided
-    its training step is traced for this fit (a model compiled since its last fit, as lessons 5
-    and 6 do; a model fitted before without compiling again gets a fresh training step, so its
-    masks start afresh).
+    So a fit with this callback, saving or not, interrupted or not, computes exactly what a fit
+    without it computes, provided its training step is traced for this fit (a model compiled since
+    its last fit, as lessons 5 and 6 do; a model fitted before without compiling again gets a fresh
+    training step, so its masks start afresh).
 
     A checkpoint is used only by a fit of the same inputs: its key covers the batches (rows,
     labels, batch sizes, padding, seed), the model's layers and starting weights, the optimizer

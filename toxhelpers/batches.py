@@ -133,7 +133,7 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     widths = padded_widths(encoded["input_ids"].shape[1], padding, step)
     sizes = bucket_batch_sizes(widths, batch_size, tokens_per_batch)
-    key = {"rows": _arrays_digest([features[name] for name in INPUT_NAMES] + [labels]), "batch_size": batch_size,
+    key = {"rows": arrays_digest([features[name] for name in INPUT_NAMES] + [labels]), "batch_size": batch_size,
            "padding": padding, "seed": seed, "step": step, "shuffle": shuffle, "tokens_per_batch": tokens_per_batch}
     if padding == "fixed":
         return _with_fingerprint(dataset.batch(sizes[0]).prefetch(tf.data.AUTOTUNE), key)
@@ -156,7 +156,8 @@ def training_dataset(encoded: dict[str, np.ndarray], labels: np.ndarray, batch_s
     ).apply(count).prefetch(tf.data.AUTOTUNE), key)
 
 
-def _arrays_digest(arrays: list[np.ndarray]) -> str:
+def arrays_digest(arrays: list[np.ndarray]) -> str:
+    """One hash of the arrays' dtypes, shapes and values."""
     digest = hashlib.sha256()
     for array in arrays:
         array = np.ascontiguousarray(array)
@@ -241,9 +242,14 @@ def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, pa
 
 
 def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str, np.ndarray], batch_size: int = 64,
-                 padding: str = "bucketed", step: int = 16) -> Any:
+                 padding: str = "bucketed", step: int = 16, saved: Any = None) -> Any:
     """:func:`predict` for any backend: ``run`` maps a batch ``{"input_ids", "attention_mask"}``
-    (int32, rows x width) to its outputs (a TensorFlow graph, an ONNX Runtime session...)."""
+    (int32, rows x width) to its outputs (a TensorFlow graph, an ONNX Runtime session...).
+
+    ``saved`` (:class:`toxhelpers.checkpointing.SavedBatches`, for a scoring that takes long
+    enough to be interrupted): the outputs of the batches an earlier run finished, in batch order
+    (``saved.done()``), are used instead of running them again, and each new batch's outputs are
+    handed to ``saved.add`` (``saved.close()`` at the end)."""
     check_padding(padding)
     check_batch_size(batch_size)
     count, max_length = encoded["input_ids"].shape
@@ -254,13 +260,17 @@ def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str,
                    for start in range(0, count, batch_size)]
     else:
         batches = list(_sorted_batches(row_lengths(encoded), batch_size, max_length, step))
-    outputs: list[list[np.ndarray]] = []
-    bar = scoring_progress(count, sum(len(rows) * width for rows, width in batches))
-    for rows, width in batches:
+    outputs: list[list[np.ndarray]] = saved.done() if saved is not None else []
+    bar = scoring_progress(count, sum(len(rows) * width for rows, width in batches[len(outputs):]))
+    for rows, width in batches[len(outputs):]:
         result = run({name: np.ascontiguousarray(encoded[name][rows, :width], dtype=np.int32) for name in INPUT_NAMES})
         outputs.append([np.asarray(part) for part in (result if isinstance(result, (list, tuple)) else [result])])
+        if saved is not None:
+            saved.add(outputs[-1])
         bar.update(len(rows) * width)
     bar.close()
+    if saved is not None:
+        saved.close()
     order = np.concatenate([rows for rows, _ in batches])
     restored = []
     for part in zip(*outputs):

@@ -152,15 +152,9 @@ class FitCheckpoint:
     def _key(self) -> dict[str, str]:
         """What a checkpoint must have been saved by to be resumed from, part by part (so a
         mismatch can be named)."""
-        try:
-            layers = _without_names(self.model.get_config())  # Keras numbers the names of a rebuilt model
-        except NotImplementedError:  # a subclassed model: its weights' shapes
-            layers = [list(weight.shape) for weight in self.model.weights]
-        weights = hashlib.sha256()
-        for weight in self.model.weights:
-            weights.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+        model = model_key(self.model)
         loss = self.model.loss
-        return {"batches": self.data_key, "layers": _digest(layers), "starting weights": weights.hexdigest(),
+        return {"batches": self.data_key, "layers": model["layers"], "starting weights": model["weights"],
                 "optimizer": _digest(_without_names(self.keras.optimizers.serialize(self.model.optimizer))),
                 "loss": _digest(loss.get_config() if hasattr(loss, "get_config") else repr(loss)),
                 "epochs and steps": _digest([self.params["epochs"], self.params["steps"]]),
@@ -280,6 +274,92 @@ class TrainingCheckpoint(FitCheckpoint, tf_keras.callbacks.Callback):
         optimizer.build(self.model.trainable_variables)
         variables = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
         return tf.train.Checkpoint(weights=list(self.model.weights), optimizer=list(variables))
+
+
+def model_key(model: Any) -> dict[str, str]:
+    """A model's layers (its config without names) and weights, as digests: what its outputs
+    depend on, for a save that only the same model may use."""
+    try:
+        layers = _without_names(model.get_config())  # Keras numbers the names of a rebuilt model
+    except NotImplementedError:  # a subclassed model: its weights' shapes
+        layers = [list(weight.shape) for weight in model.weights]
+    weights = hashlib.sha256()
+    for weight in model.weights:
+        weights.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+    return {"layers": _digest(layers), "weights": weights.hexdigest()}
+
+
+class SavedBatches:
+    """The outputs of a long scoring, saved as it goes (every ``every`` batches, atomically), so
+    that a rerun after an interrupt reads what was done and scores only the rest: used by
+    :func:`batches.predict_with` through :func:`resumable_predict`. ``key`` names what the outputs
+    depend on (JSON: strings, numbers, lists); saves made under another key are removed, never
+    read."""
+
+    def __init__(self, folder: str | os.PathLike, key: dict[str, Any], every: int = 32):
+        self.folder, self.key, self.every = Path(folder), key, every
+        self._waiting: list[list[np.ndarray]] = []
+        self._parts = 0
+
+    def done(self) -> list[list[np.ndarray]]:
+        """The outputs of the batches saved by a run with the same key, in batch order."""
+        from toxhelpers.artifacts import read_json, write_json
+
+        key_file = self.folder / "key.json"
+        try:
+            same = read_json(key_file) == self.key
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True)
+            write_json(self.key, key_file)
+            return []
+        outputs: list[list[np.ndarray]] = []
+        while (self.folder / f"part-{self._parts:05d}.npz").is_file():
+            with np.load(self.folder / f"part-{self._parts:05d}.npz") as archive:
+                part = unflatten_arrays(dict(archive))
+            outputs.extend(part[f"batch{index}"] for index in range(len(part)))
+            self._parts += 1
+        if outputs:
+            print(f"resuming a scoring: {len(outputs):,} batches' outputs read from {self.folder}")
+        return outputs
+
+    def add(self, outputs: list[np.ndarray]) -> None:
+        self._waiting.append(outputs)
+        if len(self._waiting) >= self.every:
+            self._write()
+
+    def close(self) -> None:
+        if self._waiting:
+            self._write()
+
+    def _write(self) -> None:
+        name = f"part-{self._parts:05d}.npz"
+        flat = flatten_arrays({f"batch{index}": list(outputs) for index, outputs in enumerate(self._waiting)})
+        with open(self.folder / f".{name}", "wb") as file:
+            np.savez(file, **flat)
+        os.replace(self.folder / f".{name}", self.folder / name)
+        self._waiting, self._parts = [], self._parts + 1
+
+
+def resumable_predict(model: Any, encoded: dict[str, np.ndarray], artifacts_dir: str | os.PathLike, section: str,
+                      name: str, batch_size: int = 64, padding: str = "bucketed", step: int = 16,
+                      save_every: int = 32) -> Any:
+    """:func:`batches.predict`, saving the outputs as it goes in the folder of ``section``'s
+    training checkpoint (``.checkpoints/<section>/scoring/<name>``): a rerun after an interrupt
+    scores only the batches not yet saved, and gets the outputs an uninterrupted run gets. For the
+    scorings that come before a long fit (lesson 12's features of every training row, a long
+    wait at Kaggle's size on a laptop); the fit's checkpoint removes them when the fit completes.
+    Saves (every ``save_every`` batches) are used only for the same model (layers and weights),
+    rows and batching."""
+    from toxhelpers.artifacts import artifact_path
+
+    key = {**model_key(model), "rows": batches.arrays_digest([encoded[column] for column in batches.INPUT_NAMES]),
+           "batching": [batch_size, padding, step]}
+    saved = SavedBatches(artifact_path(artifacts_dir, f"{section}_checkpoint") / "scoring" / name, key, save_every)
+    batches.check_batch_size(batch_size)  # before tracing anything for the model
+    return batches.predict_with(batches.inference_function(model), encoded, batch_size, padding, step, saved=saved)
 
 
 DROPOUT_PREFIX = "dropout."  # a dropout generator's state in a save's arrays

@@ -135,6 +135,93 @@ def test_a_keras3_fit_it_could_not_resume_is_refused_before_the_first_step(tmp_p
     assert int(np.asarray(net.optimizer.iterations)) == 0  # refused before any step
 
 
+def scoring_rows(count: int = 300, width: int = 48, seed: int = 0) -> dict[str, np.ndarray]:
+    """Token ids of random lengths, right-padded, as lesson 3 writes them."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, width + 1, count)
+    mask = (np.arange(width) < lengths[:, None]).astype(np.int32)
+    return {"input_ids": (rng.integers(1, 100, (count, width)) * mask).astype(np.int32), "attention_mask": mask}
+
+
+def two_output_model(kind: str, seed: int = 0):
+    """input_ids, attention_mask -> (the masked mean of the token vectors, the first one), as
+    lesson 5's feature extractor; on tf-keras or Keras 3."""
+    from resumable_fit import fit_kit
+
+    keras, _, _ = fit_kit(kind)
+    keras.utils.set_random_seed(seed)
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
+    vectors = keras.layers.Dense(6)(keras.layers.Embedding(100, 8)(inputs["input_ids"]))
+    mean = keras.layers.GlobalAveragePooling1D()(vectors, mask=inputs["attention_mask"])
+    return keras.Model(inputs, [mean, vectors[:, 0, :]])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def scored(monkeypatch, net, rows, artifacts, stop_after: int | None = None):
+    """checkpointing.resumable_predict (batches of 8, saved every 4), raising after ``stop_after``
+    batches as an interrupt would; returns (outputs, how many batches ran)."""
+    from toxhelpers import batches
+
+    ran = []
+    real = batches.inference_function
+
+    def counted(model):
+        run = real(model)
+
+        def one_batch(inputs):
+            if stop_after is not None and len(ran) == stop_after:
+                raise Interrupted
+            ran.append(len(inputs["input_ids"]))
+            return run(inputs)
+        return one_batch
+
+    monkeypatch.setattr(batches, "inference_function", counted)
+    try:
+        outputs = checkpointing.resumable_predict(net, rows, artifacts, "keras_hub", "features-train", batch_size=8,
+                                                  save_every=4)
+    except Interrupted:
+        outputs = None
+    monkeypatch.setattr(batches, "inference_function", real)
+    return outputs, len(ran)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_scoring_stopped_and_rerun_scores_only_the_rest_and_gets_the_same_outputs(tmp_path, monkeypatch, kind):
+    from toxhelpers import batches
+
+    rows, net = scoring_rows(), two_output_model(kind)
+    want = batches.predict(net, rows, batch_size=8)
+    total = -(-len(rows["input_ids"]) // 8)  # 38 batches
+    assert scored(monkeypatch, net, rows, tmp_path, stop_after=10) == (None, 10)
+    folder = tmp_path / ".checkpoints" / "keras_hub" / "scoring" / "features-train"
+    assert sorted(path.name for path in folder.glob("part-*.npz")) == ["part-00000.npz", "part-00001.npz"]
+    got, ran = scored(monkeypatch, net, rows, tmp_path)
+    assert ran == total - 8  # the two saved parts (4 batches each) were read, not scored again
+    for mine, theirs in zip(got, want):
+        np.testing.assert_array_equal(mine, theirs)
+    # all saved now: a third run scores nothing; another model's weights score everything again
+    assert scored(monkeypatch, net, rows, tmp_path)[1] == 0
+    other = two_output_model(kind, seed=1)
+    got, ran = scored(monkeypatch, other, rows, tmp_path)
+    assert ran == total
+    np.testing.assert_array_equal(got[0], batches.predict(other, rows, batch_size=8)[0])
+
+
+def test_a_completed_fit_removes_the_scorings_saved_for_it(tmp_path, monkeypatch):
+    rows = scoring_rows()
+    scored(monkeypatch, two_output_model("tiny"), rows, tmp_path / "run")
+    from resumable_fit import fit_kit, tiny_model
+
+    _, checkpoint_class, _ = fit_kit("tiny")
+    net, data, steps, _, _ = tiny_model()
+    net.fit(data, epochs=1, steps_per_epoch=steps, verbose=0,
+            callbacks=[checkpoint_class(tmp_path / "run", "keras_hub", data, every=2)])
+    assert not (tmp_path / "run" / ".checkpoints" / "keras_hub").exists()
+
+
 RESUMABLE_FIT = Path(__file__).with_name("resumable_fit.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

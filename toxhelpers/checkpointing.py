@@ -45,6 +45,8 @@ class FitCheckpoint:
         self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint")
         self.data, self.every, self.data_key = data, int(every), batches.fingerprint(data)
         self.resumed_from: dict[str, int] | None = None  # the saved position this fit went on from
+        self.fit_seconds: float | None = None  # set when the fit ends: see on_train_end
+        self._earlier_seconds, self._began = 0.0, 0.0
         self._pending: dict[str, Any] | None = None  # a save being resumed, until its epoch begins
         self._others: list[Any] = []
         self._epoch = 0
@@ -57,6 +59,7 @@ class FitCheckpoint:
         if not distribute.is_default(self.model.distribute_strategy):
             raise ValueError(f"{type(self).__name__} saves one process's training; it cannot run under a "
                              "tf.distribute strategy")
+        self._began, self._earlier_seconds = time.perf_counter(), 0.0
         self._others = other_callbacks(self, self.keras)
         if not self.every:
             return
@@ -87,8 +90,15 @@ class FitCheckpoint:
             self._save(self._epoch, done)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """``fit_seconds``: the seconds this fit took, plus, if it resumed, what the interrupted runs
+        spent up to the save it went on from (the work they lost is redone here, and counted
+        once): what an uninterrupted fit would have taken, for the lesson's record."""
+        self.fit_seconds = self._seconds()
         self._finished()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _seconds(self) -> float:
+        return self._earlier_seconds + time.perf_counter() - self._began
 
     # -- what differs between the two Kerases
 
@@ -143,7 +153,8 @@ class FitCheckpoint:
         shutil.rmtree(target, ignore_errors=True)
         os.replace(scratch, target)
         write_json({"key": self.key, "position": {"epoch": epoch, "step": step, "iterations": iterations},
-                    "folder": target.name, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")},
+                    "folder": target.name, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "fit_seconds": self._seconds()},
                    self.folder / "latest.json")  # switching to the new save is this one atomic write
         for old in self.folder.glob("step-*"):
             if old != target:
@@ -186,6 +197,7 @@ class FitCheckpoint:
         for index, callback in enumerate(self._others):
             restore_callback_state(callback, saved["callbacks"][index], saved["arrays"], index, self.keras)
         self._pending = saved  # the history and the metrics: Keras resets both after this hook
+        self._earlier_seconds = float(saved.get("fit_seconds", 0.0))  # a save from before they were kept: 0
         for _ in range(epoch):  # epoch k's shuffle comes from the k-th fresh iterator of the same dataset
             iter(self.data)
         self._start_at(epoch, step)
@@ -208,7 +220,8 @@ class TrainingCheckpoint(FitCheckpoint, tf_keras.callbacks.Callback):
     of ``data`` (the dataset given to ``fit``, from :func:`batches.training_dataset`) come out in
     the same order in every process, so the ones already trained on are read and skipped. (Keras's
     ``BackupAndRestore`` restores the epoch and step but starts the epoch's data from its first
-    batch again.)
+    batch again.) After the fit, ``fit_seconds`` is its time, the interrupted runs' time up to
+    the save it went on from included: the lessons record it as the fit's time.
 
     **Dropout.** Keras draws dropout masks with random ops whose state lives inside TensorFlow's
     kernels, out of any checkpoint's reach. For the length of the fit, each dropout layer draws
@@ -292,14 +305,15 @@ def model_key(model: Any) -> dict[str, str]:
 class SavedBatches:
     """The outputs of a long scoring, saved as it goes (every ``every`` batches, atomically), so
     that a rerun after an interrupt reads what was done and scores only the rest: used by
-    :func:`batches.predict_with` through :func:`resumable_predict`. ``key`` names what the outputs
+    :func:`batches.predict_with` through :class:`ResumableScoring`. ``key`` names what the outputs
     depend on (JSON: strings, numbers, lists); saves made under another key are removed, never
     read."""
 
     def __init__(self, folder: str | os.PathLike, key: dict[str, Any], every: int = 32):
         self.folder, self.key, self.every = Path(folder), key, every
+        self.earlier_seconds = 0.0  # what the runs that saved the parts read back spent on them
         self._waiting: list[list[np.ndarray]] = []
-        self._parts = 0
+        self._parts, self._since = 0, time.perf_counter()
 
     def done(self) -> list[list[np.ndarray]]:
         """The outputs of the batches saved by a run with the same key, in batch order."""
@@ -319,10 +333,12 @@ class SavedBatches:
         while (self.folder / f"part-{self._parts:05d}.npz").is_file():
             with np.load(self.folder / f"part-{self._parts:05d}.npz") as archive:
                 part = unflatten_arrays(dict(archive))
+            self.earlier_seconds += float(part.pop("seconds"))
             outputs.extend(part[f"batch{index}"] for index in range(len(part)))
             self._parts += 1
         if outputs:
             print(f"resuming a scoring: {len(outputs):,} batches' outputs read from {self.folder}")
+        self._since = time.perf_counter()
         return outputs
 
     def add(self, outputs: list[np.ndarray]) -> None:
@@ -337,29 +353,41 @@ class SavedBatches:
     def _write(self) -> None:
         name = f"part-{self._parts:05d}.npz"
         flat = flatten_arrays({f"batch{index}": list(outputs) for index, outputs in enumerate(self._waiting)})
+        flat["seconds"] = np.array(time.perf_counter() - self._since)  # what scoring this part took
+        self._since = time.perf_counter()
         with open(self.folder / f".{name}", "wb") as file:
             np.savez(file, **flat)
         os.replace(self.folder / f".{name}", self.folder / name)
         self._waiting, self._parts = [], self._parts + 1
 
 
-def resumable_predict(model: Any, encoded: dict[str, np.ndarray], artifacts_dir: str | os.PathLike, section: str,
-                      name: str, batch_size: int = 64, padding: str = "bucketed", step: int = 16,
-                      save_every: int = 32) -> Any:
-    """:func:`batches.predict`, saving the outputs as it goes in the folder of ``section``'s
+class ResumableScoring:
+    """:func:`batches.predict` that saves its outputs as it goes, in the folder of ``section``'s
     training checkpoint (``.checkpoints/<section>/scoring/<name>``): a rerun after an interrupt
     scores only the batches not yet saved, and gets the outputs an uninterrupted run gets. For the
-    scorings that come before a long fit (lesson 12's features of every training row, a long
-    wait at Kaggle's size on a laptop); the fit's checkpoint removes them when the fit completes.
-    Saves (every ``save_every`` batches) are used only for the same model (layers and weights),
-    rows and batching."""
-    from toxhelpers.artifacts import artifact_path
+    scorings that come before a long fit (lesson 12's features of every training row, a long wait
+    at Kaggle's size on a laptop); the fit's checkpoint removes them when the fit completes. Saves
+    (every ``save_every`` batches) are used only for the same model (layers and weights), rows and
+    batching. ``seconds``: the time its scorings took, counting what earlier runs spent on the
+    batches read from their saves (what an uninterrupted run would have taken)."""
 
-    key = {**model_key(model), "rows": batches.arrays_digest([encoded[column] for column in batches.INPUT_NAMES]),
-           "batching": [batch_size, padding, step]}
-    saved = SavedBatches(artifact_path(artifacts_dir, f"{section}_checkpoint") / "scoring" / name, key, save_every)
-    batches.check_batch_size(batch_size)  # before tracing anything for the model
-    return batches.predict_with(batches.inference_function(model), encoded, batch_size, padding, step, saved=saved)
+    def __init__(self, artifacts_dir: str | os.PathLike, section: str, save_every: int = 32):
+        from toxhelpers.artifacts import artifact_path
+
+        self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint") / "scoring"
+        self.save_every, self.seconds = save_every, 0.0
+
+    def predict(self, model: Any, encoded: dict[str, np.ndarray], name: str, batch_size: int = 64,
+                padding: str = "bucketed", step: int = 16) -> Any:
+        """``batches.predict(model, encoded, batch_size, padding, step)``, saved as ``name``."""
+        started = time.perf_counter()
+        batches.check_batch_size(batch_size)  # before tracing anything for the model
+        key = {**model_key(model), "rows": batches.arrays_digest([encoded[column] for column in batches.INPUT_NAMES]),
+               "batching": [batch_size, padding, step]}
+        saved = SavedBatches(self.folder / name, key, self.save_every)
+        outputs = batches.predict_with(batches.inference_function(model), encoded, batch_size, padding, step, saved=saved)
+        self.seconds += saved.earlier_seconds + time.perf_counter() - started
+        return outputs
 
 
 DROPOUT_PREFIX = "dropout."  # a dropout generator's state in a save's arrays

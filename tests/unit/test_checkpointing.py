@@ -35,16 +35,18 @@ KINDS = ["tiny", "keras3"]  # the tiny model on tf-keras (lesson 6's fit), on Ke
 
 
 def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3,
-                  kind: str = "tiny"):
+                  kind: str = "tiny", pause: float = 0.0):
     """A tiny model (``tiny``: on tf-keras, ``keras3``: the same on Keras 3) fitted with its lesson's
     callbacks and checkpoint (``every=0``: without the checkpoint callback, the reference);
-    ``stop_after``: raise after that many steps, as an interrupt would."""
+    ``stop_after``: raise after that many steps, as an interrupt would; ``pause``: sleep that long
+    after each step."""
     from resumable_fit import fit_kit, keras3_model, tiny_model
 
     keras, checkpoint_class, early_stopping = fit_kit(kind)
 
     class Stop(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
+            time.sleep(pause)
             if stop_after is not None and int(np.asarray(self.model.optimizer.iterations)) >= stop_after:
                 raise StopAfter
 
@@ -91,6 +93,22 @@ def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop
     # the callback changes no number (its dropout draws Keras's masks), and the rerun goes on exactly
     assert_same_training(rerun, never_saved)
     assert not (tmp_path / "run" / ".checkpoints" / "finetuning").exists()  # removed when the fit completed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_resumed_fit_counts_the_time_the_interrupted_run_spent_up_to_its_save(tmp_path, kind):
+    """The lessons record ``checkpoint.fit_seconds`` as the fit's time: after a resume it must be
+    the whole fit's, not the last run's (lesson 6 at Kaggle's size ran in five invocations)."""
+    assert tiny_training(tmp_path, every=2, stop_after=7, kind=kind, pause=0.5) is None  # saved after step 6
+    saved = json.loads((tmp_path / ".checkpoints" / "finetuning" / "latest.json").read_text())["fit_seconds"]
+    assert saved >= 6 * 0.5
+    started = time.perf_counter()
+    rerun = tiny_training(tmp_path, every=2, kind=kind)
+    wall = time.perf_counter() - started
+    assert rerun["checkpoint"].resumed_from is not None
+    assert saved < rerun["checkpoint"].fit_seconds <= saved + wall
+    never_stopped = tiny_training(tmp_path / "never", every=2, kind=kind)
+    assert 0 < never_stopped["checkpoint"].fit_seconds < saved  # no pause: its own time only
 
 
 def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
@@ -160,9 +178,9 @@ class Interrupted(Exception):
     pass
 
 
-def scored(monkeypatch, net, rows, artifacts, stop_after: int | None = None):
-    """checkpointing.resumable_predict (batches of 8, saved every 4), raising after ``stop_after``
-    batches as an interrupt would; returns (outputs, how many batches ran)."""
+def scored(monkeypatch, net, rows, artifacts, stop_after: int | None = None, pause: float = 0.0):
+    """checkpointing.ResumableScoring (batches of 8, saved every 4), raising after ``stop_after``
+    batches as an interrupt would; returns (outputs, how many batches ran, its seconds)."""
     from toxhelpers import batches
 
     ran = []
@@ -175,17 +193,18 @@ def scored(monkeypatch, net, rows, artifacts, stop_after: int | None = None):
             if stop_after is not None and len(ran) == stop_after:
                 raise Interrupted
             ran.append(len(inputs["input_ids"]))
+            time.sleep(pause)
             return run(inputs)
         return one_batch
 
     monkeypatch.setattr(batches, "inference_function", counted)
+    scoring = checkpointing.ResumableScoring(artifacts, "keras_hub", save_every=4)
     try:
-        outputs = checkpointing.resumable_predict(net, rows, artifacts, "keras_hub", "features-train", batch_size=8,
-                                                  save_every=4)
+        outputs = scoring.predict(net, rows, "features-train", batch_size=8)
     except Interrupted:
         outputs = None
     monkeypatch.setattr(batches, "inference_function", real)
-    return outputs, len(ran)
+    return outputs, len(ran), scoring.seconds
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -195,17 +214,21 @@ def test_a_scoring_stopped_and_rerun_scores_only_the_rest_and_gets_the_same_outp
     rows, net = scoring_rows(), two_output_model(kind)
     want = batches.predict(net, rows, batch_size=8)
     total = -(-len(rows["input_ids"]) // 8)  # 38 batches
-    assert scored(monkeypatch, net, rows, tmp_path, stop_after=10) == (None, 10)
+    assert scored(monkeypatch, net, rows, tmp_path, stop_after=10, pause=0.25)[:2] == (None, 10)
     folder = tmp_path / ".checkpoints" / "keras_hub" / "scoring" / "features-train"
     assert sorted(path.name for path in folder.glob("part-*.npz")) == ["part-00000.npz", "part-00001.npz"]
-    got, ran = scored(monkeypatch, net, rows, tmp_path)
+    started = time.perf_counter()
+    got, ran, seconds = scored(monkeypatch, net, rows, tmp_path)
+    wall = time.perf_counter() - started
     assert ran == total - 8  # the two saved parts (4 batches each) were read, not scored again
     for mine, theirs in zip(got, want):
         np.testing.assert_array_equal(mine, theirs)
+    # its time counts the 8 saved batches' (0.25 s pause each) as spent by the interrupted run
+    assert 8 * 0.25 < seconds <= wall + 10 * 0.25
     # all saved now: a third run scores nothing; another model's weights score everything again
     assert scored(monkeypatch, net, rows, tmp_path)[1] == 0
     other = two_output_model(kind, seed=1)
-    got, ran = scored(monkeypatch, other, rows, tmp_path)
+    got, ran, _ = scored(monkeypatch, other, rows, tmp_path)
     assert ran == total
     np.testing.assert_array_equal(got[0], batches.predict(other, rows, batch_size=8)[0])
 

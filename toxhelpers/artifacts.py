@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,10 +104,12 @@ ARTIFACTS = {
                                   "threshold, validation and test metrics, and the training time"),
     "training_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/training", "training", "checkpointing.TrainingCheckpoint",
                                     "lesson 5's training state with cached_features=False, saved every "
-                                    "checkpoint_every steps so an interrupted fit resumes; removed when the fit completes"),
+                                    "checkpoint_every steps and at the fit's end, so an interrupted lesson resumes or skips "
+                                    "its fit; removed when the lesson records its results"),
     "finetuning_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/finetuning", "finetuning", "checkpointing.TrainingCheckpoint",
                                       "lesson 6's fine-tuning state, saved every checkpoint_every steps so an "
-                                      "interrupted fit resumes; removed when the fit completes"),
+                                      "interrupted lesson resumes or skips its fit (its end is saved too); removed when "
+                                      "the lesson records its results"),
     "scaled_model": Artifact("scaled/model", "scaling", "model.load_classifier",
                              "the classifier lesson 11 fine-tuned under a tf.distribute strategy (the chief's copy)"),
     "scaled_predictions": Artifact("scaled/{split}_predictions.parquet", "scaling", "model.load_predictions",
@@ -130,7 +133,9 @@ ARTIFACTS = {
                                 "the same recipe fine-tuned on Keras 3 + KerasHub, as one .keras file"),
     "keras_hub_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/keras_hub", "keras_hub", "keras3.TrainingCheckpoint",
                                      "lesson 12's fine-tuning state, saved every checkpoint_every steps so an "
-                                     "interrupted fit resumes; removed when the fit completes"),
+                                     "interrupted lesson resumes or skips its fit (its end is saved too), and the "
+                                     "phase-1 features as they are scored; removed when the lesson records its "
+                                     "results"),
     "keras_hub_predictions": Artifact("keras_hub/{split}_predictions.parquet", "keras_hub", "model.load_predictions",
                                       "the Keras 3 model's test probabilities (columns as finetuned_predictions)"),
     "keras_hub_onnx": Artifact("keras_hub_serving/classifier.{variant}.onnx", "keras_hub_serving", "serving.OnnxClassifier",
@@ -151,6 +156,14 @@ def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) ->
         return Path(artifacts_dir) / template.format(**fields)
     except KeyError as missing:
         raise KeyError(f"artifact {name!r} ({template}) needs {missing}; got {sorted(fields) or 'no fields'}") from None
+
+
+def remove_checkpoint(artifacts_dir: str | os.PathLike, section: str) -> None:
+    """Remove ``section``'s training checkpoint (its fit's saves, the fit's end included, and the
+    scorings saved beside them), if the section has one: :class:`toxhelpers.recording.Recorder`
+    calls it as the lesson records its results, its work done."""
+    if f"{section}_checkpoint" in ARTIFACTS:
+        shutil.rmtree(artifact_path(artifacts_dir, f"{section}_checkpoint"), ignore_errors=True)
 
 
 def checkpoint_folders(artifacts_dir: str | os.PathLike, notebook: str) -> list[Path]:

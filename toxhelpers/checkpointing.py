@@ -46,6 +46,7 @@ class FitCheckpoint:
         self.data, self.every, self.data_key = data, int(every), batches.fingerprint(data)
         self.resumed_from: dict[str, int] | None = None  # the saved position this fit went on from
         self.fit_seconds: float | None = None  # set when the fit ends: see on_train_end
+        self.completed_before = False  # this fit had completed in an earlier run: nothing was trained
         self._earlier_seconds, self._began = 0.0, 0.0
         self._pending: dict[str, Any] | None = None  # a save being resumed, until its epoch begins
         self._others: list[Any] = []
@@ -59,7 +60,7 @@ class FitCheckpoint:
         if not distribute.is_default(self.model.distribute_strategy):
             raise ValueError(f"{type(self).__name__} saves one process's training; it cannot run under a "
                              "tf.distribute strategy")
-        self._began, self._earlier_seconds = time.perf_counter(), 0.0
+        self._began, self._earlier_seconds, self.completed_before = time.perf_counter(), 0.0, False
         self._others = other_callbacks(self, self.keras)
         if not self.every:
             return
@@ -72,12 +73,7 @@ class FitCheckpoint:
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
         if self._pending is not None:  # Keras has just reset the metrics and started a new history
-            restore_callback_state(self.model.history, self._pending["callbacks"][-1],
-                                   self._pending["arrays"], len(self._others), self.keras)
-            if self._pending["position"]["step"]:
-                for variable, value in zip(self._metric_variables(), self._pending["arrays"]["metrics"]):
-                    variable.assign(value)
-            self._pending = None
+            self._restore_history_and_metrics()
         elif epoch and self.every:  # every callback has finished the previous epoch: save its end
             self._save(epoch, 0)
 
@@ -90,12 +86,28 @@ class FitCheckpoint:
             self._save(self._epoch, done)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        """``fit_seconds``: the seconds this fit took, plus, if it resumed, what the interrupted runs
-        spent up to the save it went on from (the work they lost is redone here, and counted
-        once): what an uninterrupted fit would have taken, for the lesson's record."""
+        """The fit's end is saved too, so that an interrupt in the lesson's later cells (at
+        Kaggle's size lesson 6 scores 63,978 test rows after its fit) does not cost the fit: a
+        rerun restores it instead of training. The lesson's record removes the folder
+        (:func:`toxhelpers.artifacts.remove_checkpoint`). ``fit_seconds``: the seconds this fit took, plus, if it
+        resumed, what the interrupted runs spent up to the save it went on from (the work they
+        lost is redone here, and counted once): what an uninterrupted fit would have taken."""
+        if self._pending is not None:  # resumed from a completed fit: no epoch began to restore into
+            self._restore_history_and_metrics()
         self.fit_seconds = self._seconds()
         self._finished()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.every:
+            shutil.rmtree(self.folder, ignore_errors=True)  # an earlier run's saves: stale now
+        elif not self.completed_before:
+            self._save(self.params["epochs"], 0, completed=True)
+
+    def _restore_history_and_metrics(self) -> None:
+        restore_callback_state(self.model.history, self._pending["callbacks"][-1], self._pending["arrays"],
+                               len(self._others), self.keras)
+        if self._pending["position"]["step"]:
+            for variable, value in zip(self._metric_variables(), self._pending["arrays"]["metrics"]):
+                variable.assign(value)
+        self._pending = None
 
     def _seconds(self) -> float:
         return self._earlier_seconds + time.perf_counter() - self._began
@@ -135,7 +147,7 @@ class FitCheckpoint:
 
     # -- saving
 
-    def _save(self, epoch: int, step: int) -> None:
+    def _save(self, epoch: int, step: int, completed: bool = False) -> None:
         from toxhelpers.artifacts import write_json
 
         iterations = int(np.asarray(self.model.optimizer.iterations))
@@ -152,7 +164,8 @@ class FitCheckpoint:
         (scratch / "callbacks.json").write_text(json.dumps(list(states), default=_plain_number))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(scratch, target)
-        write_json({"key": self.key, "position": {"epoch": epoch, "step": step, "iterations": iterations},
+        write_json({"key": self.key, "position": {"epoch": epoch, "step": step, "iterations": iterations,
+                                                  "completed": completed},
                     "folder": target.name, "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "fit_seconds": self._seconds()},
                    self.folder / "latest.json")  # switching to the new save is this one atomic write
@@ -198,10 +211,16 @@ class FitCheckpoint:
             restore_callback_state(callback, saved["callbacks"][index], saved["arrays"], index, self.keras)
         self._pending = saved  # the history and the metrics: Keras resets both after this hook
         self._earlier_seconds = float(saved.get("fit_seconds", 0.0))  # a save from before they were kept: 0
+        self.resumed_from = {"epoch": epoch, "step": step}
+        if saved["position"].get("completed"):  # start after the last epoch: fit trains nothing
+            self.completed_before = True
+            self._start_at(self.params["epochs"], 0)
+            print(f"this fit completed in an earlier run (saved {saved['saved_at']}): its weights and records are "
+                  f"restored from {self.folder}, and nothing is trained again")
+            return
         for _ in range(epoch):  # epoch k's shuffle comes from the k-th fresh iterator of the same dataset
             iter(self.data)
         self._start_at(epoch, step)
-        self.resumed_from = {"epoch": epoch, "step": step}
         print(f"resuming from the checkpoint saved {saved['saved_at']}: epoch {epoch + 1} of {self.params['epochs']}, "
               f"after step {step} of {self.params['steps']} ({self.folder})")
 
@@ -212,7 +231,9 @@ class TrainingCheckpoint(FitCheckpoint, tf_keras.callbacks.Callback):
     with the model an uninterrupted fit ends with. ``every=0``: no saves, no resuming.
 
     Put it last in ``fit``'s callbacks. It writes to ``artifacts_dir/.checkpoints/<section>``
-    (the artifact ``<section>_checkpoint``) and removes the folder when the fit completes. Saved,
+    (the artifact ``<section>_checkpoint``), and saves the fit's end too: a rerun of a lesson
+    interrupted after its fit restores the fit instead of training again. The lesson's record
+    (:class:`toxhelpers.recording.Recorder`, its last cell) removes the folder. Saved,
     atomically: the weights; the optimizer's step count and moments; the running sums of the
     metrics; the random state of every dropout layer; the epoch and step reached; and what the
     fit's other callbacks recorded (the history, early stopping's best epoch, the validation
@@ -366,7 +387,7 @@ class ResumableScoring:
     training checkpoint (``.checkpoints/<section>/scoring/<name>``): a rerun after an interrupt
     scores only the batches not yet saved, and gets the outputs an uninterrupted run gets. For the
     scorings that come before a long fit (lesson 12's features of every training row, a long wait
-    at Kaggle's size on a laptop); the fit's checkpoint removes them when the fit completes. Saves
+    at Kaggle's size on a laptop), removed with the fit's checkpoint by the lesson's record. Saves
     (every ``save_every`` batches) are used only for the same model (layers and weights), rows and
     batching. ``seconds``: the time its scorings took, counting what earlier runs spent on the
     batches read from their saves (what an uninterrupted run would have taken)."""

@@ -230,6 +230,9 @@ class TrainingCheckpoint(checkpointing.FitCheckpoint, keras.callbacks.Callback):
         self.model._initial_epoch = None  # fit has read it: a later fit of this model starts at its own epoch
         super().on_epoch_begin(epoch, logs)
 
+    def _finished(self) -> None:
+        self.model._initial_epoch = None  # a fit that started after its last epoch began none
+
     def _state(self) -> Any:
         if keras.backend.backend() != "tensorflow":
             raise ValueError(f"{type(self).__name__} saves TensorFlow variables: run Keras 3 on the TensorFlow backend")

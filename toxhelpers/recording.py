@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toxhelpers.artifacts import LESSONS, atomic_path, read_json, require, write_json
+from toxhelpers.artifacts import LESSONS, atomic_path, read_json, remove_checkpoint, require, write_json
 
 KEY_PACKAGES = (
     "toxhelpers", "tensorflow", "tf-keras", "transformers", "tokenizers", "huggingface-hub",
@@ -137,7 +137,9 @@ class Recorder:
 
     ``section`` prefixes every key (``data.train_rows``), so keys stay stable and unique
     across the walkthrough. ``namespace``: the notebook's ``globals()``, from which the
-    parameters are recorded (see the module docstring).
+    parameters are recorded (see the module docstring). A lesson records last, its work done, so
+    its training checkpoint (kept past the fit's end, see
+    :class:`toxhelpers.checkpointing.TrainingCheckpoint`) is removed here.
     """
 
     def __init__(self, artifacts_dir: str | os.PathLike, section: str, namespace: Mapping[str, Any] | None = None):
@@ -161,6 +163,7 @@ class Recorder:
             "headline": [],
         }
         self._save()
+        remove_checkpoint(self.artifacts_dir, section)
 
     def metric(self, key: str, value: Any) -> Any:
         """Save ``value`` under ``<section>.<key>`` and return it (so a cell can show it too)."""

@@ -21,6 +21,7 @@ final weights, the validation probabilities of each epoch, the history and the s
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
              history=history.to_numpy(), history_columns=np.array([str(name) for name in history.columns]),
              step_log=step_log.frame().reset_index().to_numpy(),
              resumed_from=np.array([-1, -1] if resumed_from is None else [resumed_from["epoch"], resumed_from["step"]]),
-             checkpoint_left=resume is not None and resume.folder.exists())
+             end_saved=resume is not None and json.loads((resume.folder / "latest.json").read_text())["position"]["completed"])
     return 0
 
 

@@ -35,18 +35,16 @@ KINDS = ["tiny", "keras3"]  # the tiny model on tf-keras (lesson 6's fit), on Ke
 
 
 def tiny_training(artifacts, every: int, stop_after: int | None = None, seed: int = 3, epochs: int = 3,
-                  kind: str = "tiny", pause: float = 0.0):
+                  kind: str = "tiny"):
     """A tiny model (``tiny``: on tf-keras, ``keras3``: the same on Keras 3) fitted with its lesson's
     callbacks and checkpoint (``every=0``: without the checkpoint callback, the reference);
-    ``stop_after``: raise after that many steps, as an interrupt would; ``pause``: sleep that long
-    after each step."""
+    ``stop_after``: raise after that many steps, as an interrupt would."""
     from resumable_fit import fit_kit, keras3_model, tiny_model
 
     keras, checkpoint_class, early_stopping = fit_kit(kind)
 
     class Stop(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            time.sleep(pause)
             if stop_after is not None and int(np.asarray(self.model.optimizer.iterations)) >= stop_after:
                 raise StopAfter
 
@@ -92,23 +90,41 @@ def test_a_fit_stopped_and_rerun_ends_where_an_unstopped_one_does(tmp_path, stop
     assert position is not None and stop_after - 2 <= steps * position["epoch"] + position["step"] <= stop_after
     # the callback changes no number (its dropout draws Keras's masks), and the rerun goes on exactly
     assert_same_training(rerun, never_saved)
-    assert not (tmp_path / "run" / ".checkpoints" / "finetuning").exists()  # removed when the fit completed
+    latest = json.loads((tmp_path / "run" / ".checkpoints" / "finetuning" / "latest.json").read_text())
+    assert latest["position"]["completed"]  # the fit's end, kept until the lesson records
+
+
+def test_a_fit_that_completed_is_restored_by_a_rerun_not_trained_again(tmp_path, never_saved):
+    """A lesson interrupted after its fit (scoring the test set) and run again: the fit restores
+    its end and trains nothing, with the model, history, step log and scores of the first run."""
+    kind = never_saved["kind"]
+    first = tiny_training(tmp_path, every=2, kind=kind)
+    rerun = tiny_training(tmp_path, every=2, kind=kind)
+    assert not first["checkpoint"].completed_before and rerun["checkpoint"].completed_before
+    assert_same_training(rerun, never_saved)  # trained again from the restored end, the weights would move
+    assert first["checkpoint"].fit_seconds <= rerun["checkpoint"].fit_seconds  # the first run's time, recorded
+    from toxhelpers import artifacts
+
+    artifacts.remove_checkpoint(tmp_path, "finetuning")
+    assert not (tmp_path / ".checkpoints" / "finetuning").exists()
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_resumed_fit_counts_the_time_the_interrupted_run_spent_up_to_its_save(tmp_path, kind):
     """The lessons record ``checkpoint.fit_seconds`` as the fit's time: after a resume it must be
     the whole fit's, not the last run's (lesson 6 at Kaggle's size ran in five invocations)."""
-    assert tiny_training(tmp_path, every=2, stop_after=7, kind=kind, pause=0.5) is None  # saved after step 6
-    saved = json.loads((tmp_path / ".checkpoints" / "finetuning" / "latest.json").read_text())["fit_seconds"]
-    assert saved >= 6 * 0.5
+    started = time.perf_counter()
+    assert tiny_training(tmp_path, every=2, stop_after=7, kind=kind) is None  # saved after step 6
+    first_wall = time.perf_counter() - started
+    latest_path = tmp_path / ".checkpoints" / "finetuning" / "latest.json"
+    latest = json.loads(latest_path.read_text())
+    assert 0 < latest["fit_seconds"] <= first_wall
+    latest["fit_seconds"] = 1000.0  # as if the interrupted run had taken 1,000 s to reach its save
+    latest_path.write_text(json.dumps(latest))
     started = time.perf_counter()
     rerun = tiny_training(tmp_path, every=2, kind=kind)
-    wall = time.perf_counter() - started
     assert rerun["checkpoint"].resumed_from is not None
-    assert saved < rerun["checkpoint"].fit_seconds <= saved + wall
-    never_stopped = tiny_training(tmp_path / "never", every=2, kind=kind)
-    assert 0 < never_stopped["checkpoint"].fit_seconds < saved  # no pause: its own time only
+    assert 1000.0 < rerun["checkpoint"].fit_seconds <= 1000.0 + time.perf_counter() - started
 
 
 def test_a_checkpoint_of_other_batches_is_not_resumed_from(tmp_path, capsys):
@@ -214,7 +230,9 @@ def test_a_scoring_stopped_and_rerun_scores_only_the_rest_and_gets_the_same_outp
     rows, net = scoring_rows(), two_output_model(kind)
     want = batches.predict(net, rows, batch_size=8)
     total = -(-len(rows["input_ids"]) // 8)  # 38 batches
+    started = time.perf_counter()
     assert scored(monkeypatch, net, rows, tmp_path, stop_after=10, pause=0.25)[:2] == (None, 10)
+    first_wall = time.perf_counter() - started
     folder = tmp_path / ".checkpoints" / "keras_hub" / "scoring" / "features-train"
     assert sorted(path.name for path in folder.glob("part-*.npz")) == ["part-00000.npz", "part-00001.npz"]
     started = time.perf_counter()
@@ -224,7 +242,7 @@ def test_a_scoring_stopped_and_rerun_scores_only_the_rest_and_gets_the_same_outp
     for mine, theirs in zip(got, want):
         np.testing.assert_array_equal(mine, theirs)
     # its time counts the 8 saved batches' (0.25 s pause each) as spent by the interrupted run
-    assert 8 * 0.25 < seconds <= wall + 10 * 0.25
+    assert 8 * 0.25 < seconds <= first_wall + wall
     # all saved now: a third run scores nothing; another model's weights score everything again
     assert scored(monkeypatch, net, rows, tmp_path)[1] == 0
     other = two_output_model(kind, seed=1)
@@ -233,16 +251,19 @@ def test_a_scoring_stopped_and_rerun_scores_only_the_rest_and_gets_the_same_outp
     np.testing.assert_array_equal(got[0], batches.predict(other, rows, batch_size=8)[0])
 
 
-def test_a_completed_fit_removes_the_scorings_saved_for_it(tmp_path, monkeypatch):
-    rows = scoring_rows()
-    scored(monkeypatch, two_output_model("tiny"), rows, tmp_path / "run")
+def test_the_lessons_record_removes_its_fits_end_and_saved_scorings(tmp_path, monkeypatch):
     from resumable_fit import fit_kit, tiny_model
+    from toxhelpers import recording
 
+    scored(monkeypatch, two_output_model("tiny"), scoring_rows(), tmp_path)
     _, checkpoint_class, _ = fit_kit("tiny")
     net, data, steps, _, _ = tiny_model()
     net.fit(data, epochs=1, steps_per_epoch=steps, verbose=0,
-            callbacks=[checkpoint_class(tmp_path / "run", "keras_hub", data, every=2)])
-    assert not (tmp_path / "run" / ".checkpoints" / "keras_hub").exists()
+            callbacks=[checkpoint_class(tmp_path, "keras_hub", data, every=2)])
+    folder = tmp_path / ".checkpoints" / "keras_hub"
+    assert (folder / "latest.json").is_file() and (folder / "scoring" / "features-train" / "key.json").is_file()
+    recording.Recorder(tmp_path, "keras_hub")  # lesson 12's last cell
+    assert not folder.exists()
 
 
 RESUMABLE_FIT = Path(__file__).with_name("resumable_fit.py")
@@ -316,7 +337,7 @@ def test_a_fit_killed_mid_fit_resumes_and_ends_with_the_model_never_stopped(tmp_
         position = stopped[name]
         assert result["resumed_from"].tolist() == [position["epoch"], position["step"]]
         assert position["epoch"] * STEPS[kind] + position["step"] > 0  # not from step 0
-        assert not bool(result["checkpoint_left"])
+        assert bool(result["end_saved"])  # kept for a rerun of the lesson's later cells
         for key in ("weights", "probabilities", "step_log"):
             difference = float(np.abs(result[key] - reference[key]).max())
             print(name, key, "max |difference|", difference)

@@ -89,9 +89,10 @@ class FitCheckpoint:
         """The fit's end is saved too, so that an interrupt in the lesson's later cells (at
         Kaggle's size lesson 6 scores 63,978 test rows after its fit) does not cost the fit: a
         rerun restores it instead of training. The lesson's record removes the folder
-        (:func:`toxhelpers.artifacts.remove_checkpoint`). ``fit_seconds``: the seconds this fit took, plus, if it
-        resumed, what the interrupted runs spent up to the save it went on from (the work they
-        lost is redone here, and counted once): what an uninterrupted fit would have taken."""
+        (:func:`toxhelpers.artifacts.remove_checkpoint`). ``fit_seconds``: the seconds this fit
+        took, plus, if it resumed, what the interrupted runs spent up to the save it went on from
+        (the work they lost is redone here, and counted once): what an uninterrupted fit would
+        have taken."""
         if self._pending is not None:  # resumed from a completed fit: no epoch began to restore into
             self._restore_history_and_metrics()
         self.fit_seconds = self._seconds()

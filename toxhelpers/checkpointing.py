@@ -2,9 +2,10 @@
 lessons 5 and 6 pass to ``fit`` (dropout's random masks become part of its saved state through
 :class:`toxhelpers.dropout_states.DropoutStates`). :class:`FitCheckpoint` holds what does not
 depend on the Keras that runs the fit; :class:`toxhelpers.keras3.TrainingCheckpoint` (lesson 12,
-Keras 3) builds on it too.
-Harness, not the lessons' subject: the lessons show ``fit`` with it as one more callback, and this
-module holds how it saves, checks and restores.
+Keras 3) builds on it too. :class:`ResumableScoring` does the same for a long scoring (lesson
+12's features), saving its outputs as it goes. Harness, not the lessons' subject: the lessons
+show ``fit`` with it as one more callback, and this module holds how it saves, checks and
+restores.
 """
 
 from __future__ import annotations

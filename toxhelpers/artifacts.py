@@ -158,12 +158,21 @@ def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) ->
         raise KeyError(f"artifact {name!r} ({template}) needs {missing}; got {sorted(fields) or 'no fields'}") from None
 
 
+def checkpoint_path(artifacts_dir: str | os.PathLike, section: str) -> Path:
+    """The folder of ``section``'s training checkpoint (the artifact ``<section>_checkpoint``),
+    where its fit's saves and its saved scorings live."""
+    return artifact_path(artifacts_dir, f"{section}_checkpoint")
+
+
 def remove_checkpoint(artifacts_dir: str | os.PathLike, section: str) -> None:
     """Remove ``section``'s training checkpoint (its fit's saves, the fit's end included, and the
     scorings saved beside them), if the section has one: :class:`toxhelpers.recording.Recorder`
     calls it as the lesson records its results, its work done."""
-    if f"{section}_checkpoint" in ARTIFACTS:
-        shutil.rmtree(artifact_path(artifacts_dir, f"{section}_checkpoint"), ignore_errors=True)
+    try:
+        folder = checkpoint_path(artifacts_dir, section)
+    except KeyError:  # a section without a checkpoint
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def checkpoint_folders(artifacts_dir: str | os.PathLike, notebook: str) -> list[Path]:

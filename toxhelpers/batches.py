@@ -231,14 +231,15 @@ def scoring_progress(rows: int, positions: int, mininterval: float = 5.0) -> Any
 
 
 def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, padding: str = "bucketed",
-            step: int = 16) -> Any:
+            step: int = 16, saved: Any = None) -> Any:
     """Run a Keras model over all rows and return its outputs in the rows' original order.
 
     With ``bucketed`` padding rows are processed in length order, each batch cut to its bucket
     width; the outputs are put back in input order. Works for models with one or several outputs.
+    ``saved``: see :func:`predict_with`.
     """
     check_batch_size(batch_size)  # before tracing anything for the model
-    return predict_with(inference_function(model), encoded, batch_size, padding, step)
+    return predict_with(inference_function(model), encoded, batch_size, padding, step, saved)
 
 
 def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str, np.ndarray], batch_size: int = 64,

@@ -39,11 +39,11 @@ class FitCheckpoint:
 
     def __init__(self, artifacts_dir: str | os.PathLike, section: str, data: Any, every: int = 50):
         super().__init__()
-        from toxhelpers.artifacts import artifact_path
+        from toxhelpers.artifacts import checkpoint_path
 
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
             raise ValueError(f"every must be a whole number of steps >= 0 (0: no checkpoints), got {every!r}")
-        self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint")
+        self.folder = checkpoint_path(artifacts_dir, section)
         self.data, self.every, self.data_key = data, int(every), batches.fingerprint(data)
         self.resumed_from: dict[str, int] | None = None  # the saved position this fit went on from
         self.fit_seconds: float | None = None  # set when the fit ends: see on_train_end
@@ -353,8 +353,8 @@ class SavedBatches:
             write_json(self.key, key_file)
             return []
         outputs: list[list[np.ndarray]] = []
-        while (self.folder / f"part-{self._parts:05d}.npz").is_file():
-            with np.load(self.folder / f"part-{self._parts:05d}.npz") as archive:
+        while self._part(self._parts).is_file():
+            with np.load(self._part(self._parts)) as archive:
                 part = unflatten_arrays(dict(archive))
             self.earlier_seconds += float(part.pop("seconds"))
             outputs.extend(part[f"batch{index}"] for index in range(len(part)))
@@ -373,14 +373,17 @@ class SavedBatches:
         if self._waiting:
             self._write()
 
+    def _part(self, index: int) -> Path:
+        return self.folder / f"part-{index:05d}.npz"
+
     def _write(self) -> None:
-        name = f"part-{self._parts:05d}.npz"
+        from toxhelpers.artifacts import atomic_path
+
         flat = flatten_arrays({f"batch{index}": list(outputs) for index, outputs in enumerate(self._waiting)})
         flat["seconds"] = np.array(time.perf_counter() - self._since)  # what scoring this part took
         self._since = time.perf_counter()
-        with open(self.folder / f".{name}", "wb") as file:
-            np.savez(file, **flat)
-        os.replace(self.folder / f".{name}", self.folder / name)
+        with atomic_path(self._part(self._parts)) as tmp:
+            np.savez(tmp, **flat)
         self._waiting, self._parts = [], self._parts + 1
 
 
@@ -395,20 +398,19 @@ class ResumableScoring:
     batches read from their saves (what an uninterrupted run would have taken)."""
 
     def __init__(self, artifacts_dir: str | os.PathLike, section: str, save_every: int = 32):
-        from toxhelpers.artifacts import artifact_path
+        from toxhelpers.artifacts import checkpoint_path
 
-        self.folder = artifact_path(artifacts_dir, f"{section}_checkpoint") / "scoring"
+        self.folder = checkpoint_path(artifacts_dir, section) / "scoring"
         self.save_every, self.seconds = save_every, 0.0
 
     def predict(self, model: Any, encoded: dict[str, np.ndarray], name: str, batch_size: int = 64,
                 padding: str = "bucketed", step: int = 16) -> Any:
         """``batches.predict(model, encoded, batch_size, padding, step)``, saved as ``name``."""
         started = time.perf_counter()
-        batches.check_batch_size(batch_size)  # before tracing anything for the model
         key = {**model_key(model), "rows": batches.arrays_digest([encoded[column] for column in batches.INPUT_NAMES]),
                "batching": [batch_size, padding, step]}
         saved = SavedBatches(self.folder / name, key, self.save_every)
-        outputs = batches.predict_with(batches.inference_function(model), encoded, batch_size, padding, step, saved=saved)
+        outputs = batches.predict(model, encoded, batch_size, padding, step, saved=saved)
         self.seconds += saved.earlier_seconds + time.perf_counter() - started
         return outputs
 

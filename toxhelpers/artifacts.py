@@ -125,6 +125,10 @@ ARTIFACTS = {
                                   "TF-IDF + LR's validation and test probabilities (columns as finetuned_predictions)"),
     "onnx": Artifact("serving/classifier.{variant}.onnx", "serving", "serving.OnnxClassifier",
                      "the fine-tuned classifier as ONNX (fp32) and its int8 quantization"),
+    "serving_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/serving", "serving", "checkpointing.ResumableScoring",
+                                   "lesson 8's agreement scorings (ONNX fp32 and int8 on every test row), saved as "
+                                   "they go so an interrupted lesson scores only the rest; removed when the lesson "
+                                   "records its results"),
     "calibration": Artifact("confidence/calibration.json", "confidence", "confidence.load_calibration",
                             "the scaling fitted on validation, and the deployment threshold lesson 10 recommends"),
     "model_card": Artifact("model_card.md", "confidence", "model_card.read_model_card",
@@ -140,6 +144,11 @@ ARTIFACTS = {
                                       "the Keras 3 model's test probabilities (columns as finetuned_predictions)"),
     "keras_hub_onnx": Artifact("keras_hub_serving/classifier.{variant}.onnx", "keras_hub_serving", "serving.OnnxClassifier",
                                "the Keras 3 classifier as ONNX (fp32, lean route) and its int8 quantization"),
+    "keras_hub_serving_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/keras_hub_serving", "keras_hub_serving",
+                                             "checkpointing.ResumableScoring",
+                                             "lesson 13's agreement scorings (ONNX fp32 and int8 on every test row), "
+                                             "saved as they go so an interrupted lesson scores only the rest; "
+                                             "removed when the lesson records its results"),
 }
 
 
@@ -159,8 +168,8 @@ def artifact_path(artifacts_dir: str | os.PathLike, name: str, **fields: str) ->
 
 
 def checkpoint_path(artifacts_dir: str | os.PathLike, section: str) -> Path:
-    """The folder of ``section``'s training checkpoint (the artifact ``<section>_checkpoint``),
-    where its fit's saves and its saved scorings live."""
+    """The folder of ``section``'s checkpoint (the artifact ``<section>_checkpoint``), where its
+    fit's saves and its saved scorings live."""
     return artifact_path(artifacts_dir, f"{section}_checkpoint")
 
 

@@ -391,11 +391,12 @@ class ResumableScoring:
     """:func:`batches.predict` that saves its outputs as it goes, in the folder of ``section``'s
     training checkpoint (``.checkpoints/<section>/scoring/<name>``): a rerun after an interrupt
     scores only the batches not yet saved, and gets the outputs an uninterrupted run gets. For the
-    scorings that come before a long fit (lesson 12's features of every training row, a long wait
-    at Kaggle's size on a laptop), removed with the fit's checkpoint by the lesson's record. Saves
-    (every ``save_every`` batches) are used only for the same model (layers and weights), rows and
-    batching. ``seconds``: the time its scorings took, counting what earlier runs spent on the
-    batches read from their saves (what an uninterrupted run would have taken)."""
+    scorings long enough to be interrupted at Kaggle's size on a laptop (lesson 12's features of
+    every training row, the test scorings of lessons 6 and 12, the ONNX agreement checks of lessons
+    8 and 13), removed with the fit's checkpoint by the lesson's record. Saves (every
+    ``save_every`` batches) are used only for the same model, rows and batching. ``seconds``: the
+    time its scorings took, counting what earlier runs spent on the batches read from their saves
+    (what an uninterrupted run would have taken)."""
 
     def __init__(self, artifacts_dir: str | os.PathLike, section: str, save_every: int = 32):
         from toxhelpers.artifacts import checkpoint_path
@@ -406,11 +407,20 @@ class ResumableScoring:
     def predict(self, model: Any, encoded: dict[str, np.ndarray], name: str, batch_size: int = 64,
                 padding: str = "bucketed", step: int = 16) -> Any:
         """``batches.predict(model, encoded, batch_size, padding, step)``, saved as ``name``."""
+        batches.check_batch_size(batch_size)  # before tracing anything for the model
+        return self.predict_with(batches.inference_function(model), encoded, name, model_key(model),
+                                 batch_size, padding, step)
+
+    def predict_with(self, run: Any, encoded: dict[str, np.ndarray], name: str, key: dict[str, str],
+                     batch_size: int = 64, padding: str = "bucketed", step: int = 16) -> Any:
+        """``batches.predict_with(run, encoded, batch_size, padding, step)``, saved as ``name``.
+        ``key``: what ``run``'s outputs depend on (:func:`model_key` of a Keras model,
+        ``serving.OnnxClassifier.key`` of an ONNX session)."""
         started = time.perf_counter()
-        key = {**model_key(model), "rows": batches.arrays_digest([encoded[column] for column in batches.INPUT_NAMES]),
+        key = {**key, "rows": batches.arrays_digest([encoded[column] for column in batches.INPUT_NAMES]),
                "batching": [batch_size, padding, step]}
         saved = SavedBatches(self.folder / name, key, self.save_every)
-        outputs = batches.predict(model, encoded, batch_size, padding, step, saved=saved)
+        outputs = batches.predict_with(run, encoded, batch_size, padding, step, saved=saved)
         self.seconds += saved.earlier_seconds + time.perf_counter() - started
         return outputs
 

@@ -14,7 +14,10 @@ One snag, and its fix: TensorFlow 2.16+ computes the exact GELU of BERT-style en
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import tempfile
@@ -150,6 +153,21 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, per_chan
     return target
 
 
+def onnx_digest(path: str | os.PathLike) -> str:
+    """A digest of an ONNX model's weights, operators and operator sets, not of its bytes: tf2onnx
+    numbers node names per process (and orders some nodes by them), so exporting the same
+    classifier again, in a rerun of lesson 8, writes other bytes of the same model."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph_model = onnx.load(str(path))
+    weights = sorted((hashlib.sha256(numpy_helper.to_array(tensor).tobytes()).hexdigest(), tensor.data_type,
+                      list(tensor.dims)) for tensor in graph_model.graph.initializer)
+    operators = sorted(collections.Counter(node.op_type for node in graph_model.graph.node).items())
+    opsets = sorted((item.domain, item.version) for item in graph_model.opset_import)
+    return hashlib.sha256(repr((weights, operators, opsets)).encode()).hexdigest()
+
+
 class OnnxClassifier:
     """An ONNX Runtime session that maps ``{"input_ids", "attention_mask"}`` batches to
     probabilities of shape (batch,), like the Keras classifier's first output column."""
@@ -184,6 +202,12 @@ class OnnxClassifier:
     @property
     def size_mb(self) -> float:
         return file_size_mb(self.path)
+
+    @functools.cached_property
+    def key(self) -> dict[str, str]:
+        """What this session's outputs depend on, for ``checkpointing.ResumableScoring.predict_with``
+        (lesson 8's agreement checks): :func:`onnx_digest` of its file."""
+        return {"onnx": onnx_digest(self.path)}
 
 
 def load_onnx_scorer(onnx_file: str | os.PathLike | OnnxClassifier, model_folder: str | os.PathLike,

@@ -118,3 +118,51 @@ def test_latency_table_measures_every_backend_at_every_batch(served):
 def test_agreement_rejects_mismatched_rows():
     with pytest.raises(ValueError, match="shapes differ"):
         serving.agreement(np.zeros(3), np.zeros(4), np.array([0, 1, 0]))
+
+
+def test_a_reexport_of_the_same_classifier_has_the_same_key_and_another_model_another(served, tmp_path):
+    # tf2onnx numbers node names per process, so the bytes of a second export may differ
+    again = serving.export_onnx(served["classifier"], tmp_path / "again.onnx")
+    assert serving.OnnxClassifier(again).key == serving.OnnxClassifier(served["fp32"]).key
+    requantized = serving.quantize_int8(again, tmp_path / "again.int8.onnx")
+    assert serving.OnnxClassifier(requantized).key == serving.OnnxClassifier(served["int8"]).key
+    assert serving.OnnxClassifier(served["int8"]).key != serving.OnnxClassifier(served["fp32"]).key
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_agreement_scoring_stopped_and_rerun_after_a_reexport_scores_only_the_rest(served, tmp_path):
+    """Lesson 8 interrupted in its agreement check: the rerun exports the classifier again, then
+    scores only the batches its saves do not hold, and gets what an unstopped scoring gets."""
+    from toxhelpers import checkpointing
+
+    encoded = {name: served["encoded"][name] for name in batches.INPUT_NAMES}
+    want = batches.predict_with(serving.OnnxClassifier(served["fp32"]), encoded, batch_size=1)
+    ran = []
+
+    def counted(session, stop_after=None):
+        def one_batch(inputs):
+            if len(ran) == stop_after:
+                raise Interrupted
+            ran.append(1)
+            return session(inputs)
+        return one_batch
+
+    first = serving.OnnxClassifier(served["fp32"])
+    with pytest.raises(Interrupted):
+        checkpointing.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
+            counted(first, stop_after=5), encoded, "fp32", first.key, batch_size=1)
+    ran.clear()
+    rerun = serving.OnnxClassifier(serving.export_onnx(served["classifier"], tmp_path / "rerun.onnx"))
+    got = checkpointing.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
+        counted(rerun), encoded, "fp32", rerun.key, batch_size=1)
+    assert len(ran) == len(want) - 4  # two saved parts of two batches were read
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # the int8 model's scoring is not served from the fp32 saves
+    ran.clear()
+    int8 = serving.OnnxClassifier(served["int8"])
+    checkpointing.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
+        counted(int8), encoded, "fp32", int8.key, batch_size=1)
+    assert len(ran) == len(want)

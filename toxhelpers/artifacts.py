@@ -103,9 +103,10 @@ ARTIFACTS = {
     "finetuned_metrics": Artifact("finetuned/metrics.json", "finetuning", "model.load_finetuning_metrics",
                                   "threshold, validation and test metrics, and the training time"),
     "training_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/training", "training", "checkpointing.TrainingCheckpoint",
-                                    "lesson 5's training state with cached_features=False, saved every "
-                                    "checkpoint_every steps and at the fit's end, so an interrupted lesson resumes or skips "
-                                    "its fit; removed when the lesson records its results"),
+                                    "lesson 5's features as they are scored, or with cached_features=False its "
+                                    "training state, saved every checkpoint_every steps and at the fit's end, so an "
+                                    "interrupted lesson resumes or skips its fit; removed when the lesson records its "
+                                    "results"),
     "finetuning_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/finetuning", "finetuning", "checkpointing.TrainingCheckpoint",
                                       "lesson 6's fine-tuning state, saved every checkpoint_every steps so an "
                                       "interrupted lesson resumes or skips its fit (its end is saved too); removed when "

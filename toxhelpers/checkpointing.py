@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -391,7 +391,7 @@ class ResumableScoring:
     """:func:`batches.predict` that saves its outputs as it goes, in the folder of ``section``'s
     training checkpoint (``.checkpoints/<section>/scoring/<name>``): a rerun after an interrupt
     scores only the batches not yet saved, and gets the outputs an uninterrupted run gets. For the
-    scorings long enough to be interrupted at Kaggle's size on a laptop (lesson 12's features of
+    scorings long enough to be interrupted at Kaggle's size on a laptop (lessons 5 and 12's features of
     every training row, the test scorings of lessons 6 and 12, the ONNX agreement checks of lessons
     8 and 13), removed with the fit's checkpoint by the lesson's record. Saves (every
     ``save_every`` batches) are used only for the same model, rows and batching. ``seconds``: the
@@ -410,6 +410,14 @@ class ResumableScoring:
         batches.check_batch_size(batch_size)  # before tracing anything for the model
         return self.predict_with(batches.inference_function(model), encoded, name, model_key(model),
                                  batch_size, padding, step)
+
+    def saved_as(self, name: str) -> Callable[..., Any]:
+        """:meth:`predict` under ``name``, called as ``batches.predict`` is (lesson 5 hands it to
+        ``extract_features``)."""
+        def predict(model: Any, encoded: dict[str, np.ndarray], batch_size: int = 64, padding: str = "bucketed",
+                    step: int = 16) -> Any:
+            return self.predict(model, encoded, name, batch_size, padding, step)
+        return predict
 
     def predict_with(self, run: Any, encoded: dict[str, np.ndarray], name: str, key: dict[str, str],
                      batch_size: int = 64, padding: str = "bucketed", step: int = 16) -> Any:

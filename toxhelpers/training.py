@@ -69,10 +69,11 @@ def restart_optimizer(classifier: tf_keras.Model) -> None:
 
 
 def extract_features(encoder: Any, encoded: dict[str, np.ndarray], batch_size: int = 64,
-                     padding: str = "bucketed") -> dict[str, np.ndarray]:
-    """Pooled vectors of every row from one pass of the (frozen) encoder: {"cls": ..., "mean": ...}."""
+                     padding: str = "bucketed", predict: Any = batches.predict) -> dict[str, np.ndarray]:
+    """Pooled vectors of every row from one pass of the (frozen) encoder: {"cls": ..., "mean": ...}.
+    ``predict`` runs a model over the rows: ``batches.predict``, or one that saves as it goes."""
     extractor = model.build_feature_extractor(encoder)
-    cls_vectors, mean_vectors = batches.predict(extractor, encoded, batch_size, padding)
+    cls_vectors, mean_vectors = predict(extractor, encoded, batch_size=batch_size, padding=padding)
     return {"cls": cls_vectors, "mean": mean_vectors}
 
 

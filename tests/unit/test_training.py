@@ -127,6 +127,26 @@ def test_head_trained_on_cached_features_drops_into_full_model(encoder, encoded,
     assert on_features.std() > 0  # the head produces distinct outputs: the comparison means something
 
 
+def test_features_saved_as_they_go_are_the_features_and_a_rerun_reads_them(encoder, encoded, tmp_path, monkeypatch):
+    """Lesson 5 hands ``extract_features`` a ResumableScoring's ``saved_as``: the same vectors, and
+    a rerun (after an interrupt, or not) reads the saved batches instead of running the encoder."""
+    from toxhelpers import checkpointing
+
+    want = training.extract_features(encoder, encoded, batch_size=3)
+    scoring = checkpointing.ResumableScoring(tmp_path, "training", save_every=1)
+    got = training.extract_features(encoder, encoded, batch_size=3, predict=scoring.saved_as("train"))
+    for pooling in model.POOLINGS:
+        np.testing.assert_array_equal(got[pooling], want[pooling])
+    assert (tmp_path / ".checkpoints" / "training" / "scoring" / "train" / "part-00000.npz").is_file()
+    def never_run(model):
+        return lambda inputs: pytest.fail("the encoder ran again")
+
+    monkeypatch.setattr(batches, "inference_function", never_run)
+    again = training.extract_features(encoder, encoded, batch_size=3,
+                                      predict=checkpointing.ResumableScoring(tmp_path, "training").saved_as("train"))
+    np.testing.assert_array_equal(again["mean"], want["mean"])
+
+
 def test_padding_throughput_puts_the_weights_back(encoded, comment_labels, monkeypatch):
     encoder = tiny_encoder()
     full = model.compile_model(model.build_classifier(encoder, model.build_head(encoder.config.hidden_size, [8]), "cls"),

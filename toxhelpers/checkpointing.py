@@ -393,7 +393,7 @@ class ResumableScoring:
     scores only the batches not yet saved, and gets the outputs an uninterrupted run gets. For the
     scorings long enough to be interrupted at Kaggle's size on a laptop (lessons 5 and 12's features of
     every training row, the test scorings of lessons 6 and 12, the ONNX agreement checks of lessons
-    8 and 13), removed with the fit's checkpoint by the lesson's record. Saves (every
+    8 and 13), removed by the lesson's record (with its fit's checkpoint, if it has one). Saves (every
     ``save_every`` batches) are used only for the same model, rows and batching. ``seconds``: the
     time its scorings took, counting what earlier runs spent on the batches read from their saves
     (what an uninterrupted run would have taken)."""

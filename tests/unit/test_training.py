@@ -138,6 +138,7 @@ def test_features_saved_as_they_go_are_the_features_and_a_rerun_reads_them(encod
     for pooling in model.POOLINGS:
         np.testing.assert_array_equal(got[pooling], want[pooling])
     assert (tmp_path / ".checkpoints" / "training" / "scoring" / "train" / "part-00000.npz").is_file()
+
     def never_run(model):
         return lambda inputs: pytest.fail("the encoder ran again")
 

@@ -291,6 +291,8 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     run = json.loads((doubled / "run.json").read_text())
     run["notebooks"][1]["measured_in"] = "earlier run"
     run["notebooks"][2]["peak_memory_cell"] = "cell 26 of 33"  # where toxhelpers run saw lesson 9's peak
+    run["notebooks"][2]["memory_rises"] = {"the kernel's start": 180, "cell 4 of 33": 1400, "cell 9 of 33": 2950,
+                                           "cell 26 of 33": 3120}  # and the level each cell that raised it reached
     (doubled / "run.json").write_text(json.dumps(run))
     sizes = [scaling.collect_size(label, reports / f"scale-{label}") for label in ("1x", "2x", "4x")]
     table = scaling.build_table(sizes)
@@ -306,7 +308,7 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     first = table["lessons"]["01_data.ipynb"]["2x"]
     assert (first["status"], first["wall_seconds"], first["peak_memory_mb"]) == ("reused", 50.0, None)
     assert table["flags"]["over_memory"] == [{"lesson": "09_bias.ipynb", "size": "2x", "peak_memory_mb": 3120,
-                                              "cell": "cell 26 of 33"}]
+                                              "cell": "cell 26 of 33", "rises": run["notebooks"][2]["memory_rises"]}]
     assert table["flags"]["faster_than_linear"] == [{"lesson": "05_training.ipynb", "step": "1x->2x", "exponent": 2.0}]
 
     monkeypatch.setattr(benchmark_records, "RESULTS_DIR", tmp_path / "results")
@@ -316,7 +318,9 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     assert "| 05_training.ipynb | 0.00 | **2.00** |" not in text  # exponents are per step, not per size
     assert "| 05_training.ipynb | **2.00** |" in text
     assert "| 09_bias.ipynb | 2,913 | **3,120** (over 3,000) |" in text
-    assert "- 09_bias.ipynb at 2x: peak 3,120 MB, over 3,000 MB, in cell 26 of 33" in text
+    assert ("- 09_bias.ipynb at 2x: peak 3,120 MB, over 3,000 MB, in cell 26 of 33 (the high-water mark reached "
+            "180 MB in the kernel's start, 1,400 MB in cell 4 of 33, 2,950 MB in cell 9 of 33, 3,120 MB in cell 26 of 33)"
+            in text)
     assert "| 05_training.ipynb | 1,562 | 1,600 |" in text and "| 01_data.ipynb | 363 |  |" in text
     assert "| 4x | not run |" in text
     assert "Rows grew 1x->2x: training x2.00, test x2.00." in text
@@ -465,7 +469,7 @@ def test_a_lesson_stopped_and_run_again_shows_what_its_stopped_run_spent(tmp_pat
     assert [attempt["wall_seconds"] for attempt in training.earlier_attempts] == [700.0]
     table = scaling.build_table([scaling.collect_size("kaggle", report)])
     assert table["flags"]["over_memory"] == [{"lesson": "05_training.ipynb", "size": "kaggle",
-                                              "peak_memory_mb": 3100, "cell": None}]
+                                              "peak_memory_mb": 3100, "cell": None, "rises": {}}]
     lines = scaling.lesson_markdown(table)
     assert "| 05_training.ipynb | 500.0 (+700.0 s in 1 stopped run) |" in lines
     assert "| 05_training.ipynb | 2,900 (a stopped run: 3,100) |" in lines

@@ -192,14 +192,19 @@ def test_a_reused_notebook_reports_the_time_and_memory_of_the_run_that_executed_
         assert re.fullmatch(r"cell \d+ of \d+|the kernel's start", item.peak_memory_cell)
         assert (state["wall_seconds"], state["peak_memory_mb"], state["peak_memory_cell"]) == (
             item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell)
+        # the level at the end of each cell that raised the peak, rising, the last one the peak
+        levels = list(item.memory_rises.values())
+        assert state["memory_rises"] == item.memory_rises and levels == sorted(levels) and levels[-1] == item.peak_memory_mb
+        assert all(re.fullmatch(r"cell \d+ of \d+|the kernel's start", cell) for cell in item.memory_rises)
 
     assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
     record = {item["name"]: item for item in json.loads((report / "run.json").read_text())["notebooks"]}
     summary = (report / "summary.md").read_text()
     for name, item in ran.items():
         assert record[name]["status"] == "reused" and record[name]["measured_in"] == "earlier run"
-        assert (record[name]["wall_seconds"], record[name]["peak_memory_mb"], record[name]["peak_memory_cell"]) == (
-            item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell)
+        assert (record[name]["wall_seconds"], record[name]["peak_memory_mb"], record[name]["peak_memory_cell"],
+                record[name]["memory_rises"]) == (item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell,
+                                                  item.memory_rises)
         assert (f"| {name} | reused | *{item.wall_seconds:.1f}* | *{item.peak_memory_mb:,.0f} ({item.peak_memory_cell})* "
                 "| unchanged since") in summary
     assert "peak memory of a notebook" not in summary  # nothing executed in this run

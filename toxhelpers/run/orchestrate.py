@@ -243,6 +243,7 @@ def take_earlier_costs(status: NotebookStatus, manifest: dict) -> None:
     the run that executed it, marked as measured then (None where an old manifest has none)."""
     status.wall_seconds, status.peak_memory_mb = manifest.get("wall_seconds"), manifest.get("peak_memory_mb")
     status.peak_memory_cell = manifest.get("peak_memory_cell")
+    status.memory_rises = manifest.get("memory_rises", {})
     status.measured_in = EARLIER_RUN
 
 
@@ -285,7 +286,8 @@ def execute_one(ctx: Context, notebook: Path, status: NotebookStatus, output: st
                                  f"{expected}), so it is not recorded as complete; did it write them elsewhere "
                                  "(e.g. a TF_CONFIG for another worker)?")
         return False
-    manifest = write_manifest(ctx, notebook, before, wall, status.peak_memory_mb, status.peak_memory_cell)
+    manifest = write_manifest(ctx, notebook, before, wall, status.peak_memory_mb, status.peak_memory_cell,
+                              status.memory_rises)
     status.status, status.wall_seconds, status.current = "ran", round(wall, 2), True
     status.sections = manifest["sections"]
     return True
@@ -295,13 +297,20 @@ KERNEL_START = "the kernel's start"  # no cell ever held more than the kernel di
 
 
 def take_peak(status: NotebookStatus, notebook: Path, watch: PeakMemory) -> None:
-    """The notebook's peak memory, and the code cell running when the kernel first came within 1%
-    of it ('cell 26 of 33'; None when nothing was measured), from the watch into ``status``."""
+    """The notebook's peak memory, the code cell running when the kernel first came within 1% of
+    it ('cell 26 of 33'; None when nothing was measured), and the level reached by the end of each
+    cell that raised it, from the watch into ``status``."""
     status.peak_memory_mb = round(watch.peak_mb)
+    status.memory_rises = {where_in(notebook, where): round(mb) for where, mb in watch.rises.items()}
     if not watch.peak_mb:
         status.peak_memory_cell = None
     else:
-        status.peak_memory_cell = cell_position(notebook, watch.peak_at) if watch.peak_at is not None else KERNEL_START
+        status.peak_memory_cell = where_in(notebook, watch.peak_at)
+
+
+def where_in(notebook: Path, source: str | None) -> str:
+    """'cell 26 of 33' for a cell's source; before the first cell, the kernel's start."""
+    return cell_position(notebook, source) if source is not None else KERNEL_START
 
 
 def _render_quietly(ctx: Context, notebook: Path) -> None:

@@ -9,7 +9,10 @@ resident memory, and it also reads each process's own high-water mark (Linux ``V
 catches a peak that falls between two samples. The larger of the two is reported, with the cell
 that was running when the kernel first came within 1% of it (``peak_at``): on an 8 GB laptop the
 question after "how much" is "where", and the answer is the cell that took the memory, not a later
-one that raised the high-water mark by a few MB more.
+one that raised the high-water mark by a few MB more. ``rises`` goes one step further: the level
+the memory had reached by the end of each cell that raised it, so a reader sees how much the cell
+before the peak already held (at Kaggle's size, was lesson 6 over 3 GB in its fit, or only in the
+timing after it?).
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ class PeakMemory:
     def peak_at(self) -> str | None:
         """What was running when the memory first came within 1% of its peak (None before any)."""
         return next((where for mb, where in self._rises if mb >= NEAR_PEAK * self.peak_mb), None)
+
+    @property
+    def rises(self) -> dict[str | None, float]:
+        """Each ``where`` that raised the peak, in order, with the highest level it reached: the
+        running high-water mark at the end of that cell (a cell that raised nothing is left out)."""
+        levels: dict[str | None, float] = {}
+        for mb, where in self._rises:
+            levels[where] = mb  # rises only ever go up, so the last one in a cell is its highest
+        return levels
 
     def _watch(self) -> None:
         while not self._stop.is_set():

@@ -360,12 +360,13 @@ def keep_checkpoints_of_same_attempt(ctx: Context, notebook: Path, before: Snaps
 
 
 def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float,
-                   peak_memory_mb: float | None = None, peak_memory_cell: str | None = None) -> dict[str, Any]:
+                   peak_memory_mb: float | None = None, peak_memory_cell: str | None = None,
+                   memory_rises: dict[str, int] | None = None) -> dict[str, Any]:
     """Record what a completed notebook read and wrote (only called after it succeeded), and what
     its execution cost: wall seconds and peak memory (MB, and the cell it was seen in), which a
     later run that reuses the notebook reports as measured in this earlier run. Manifests written
-    before these were kept have no ``peak_memory_mb`` or ``peak_memory_cell``; readers take them
-    as unknown."""
+    before these were kept have no ``peak_memory_mb``, ``peak_memory_cell`` or ``memory_rises`` (the
+    level at the end of each cell that raised the peak); readers take them as unknown."""
     outputs = changed_files(before, snapshot(ctx.folder.artifacts, ctx.hasher))
     later = ctx.owned_from(notebook, offset=1)
     inputs = {rel: info for rel, info in before.items() if rel not in outputs and rel not in later}
@@ -384,7 +385,7 @@ def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float,
                 "outputs": outputs, "recorded_inputs": recorded, "recorded_inputs_in_report": in_report,
                 "run_files": run_files,
                 "sections": sections, "wall_seconds": round(wall, 2), "peak_memory_mb": peak_memory_mb,
-                "peak_memory_cell": peak_memory_cell,
+                "peak_memory_cell": peak_memory_cell, "memory_rises": memory_rises or {},
                 "finished_at": utc_now()}
     claim(ctx, notebook, list(outputs))
     write_json(manifest, ctx.folder.manifest(notebook))

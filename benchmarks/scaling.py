@@ -643,8 +643,8 @@ class LessonResult:
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None
     peak_memory_cell: str | None = None  # "cell 26 of 33": where the run saw the peak (runs since 2026-12-06)
-    # {"cell 16 of 31": 2950, ...}: the level at the end of each cell that raised the peak (runs since 2026-12-07)
-    memory_rises: dict[str, int] = field(default_factory=dict)
+    # [["cell 17 of 31", 2701], ...]: each cell that raised the peak and its level, in order (runs since 2026-12-07)
+    memory_rises: list[list[Any]] = field(default_factory=list)
     # Runs of the lesson that were stopped before it ran again to the end: {status, wall_seconds, peak...}
     earlier_attempts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -689,7 +689,7 @@ def lesson_results(run: dict[str, Any], invocations: Sequence[dict[str, Any]] = 
     for item in run.get("notebooks", []):
         status = item.get("status", "?")
         results[item["name"]] = (LessonResult(status, item.get("wall_seconds"), item.get("peak_memory_mb"),
-                                              item.get("peak_memory_cell"), item.get("memory_rises") or {})
+                                              item.get("peak_memory_cell"), item.get("memory_rises") or [])
                                  if status in ("ran", "reused") else LessonResult(status))
     for invocation in invocations:
         for name, attempt in (invocation.get("lessons") or {}).items():
@@ -776,7 +776,7 @@ def build_table(sizes: list[SizeResult]) -> dict[str, Any]:
             if (highest["peak_memory_mb"] or 0) > MEMORY_FLAG_MB:
                 table["flags"]["over_memory"].append({"lesson": name, "size": s.label, "peak_memory_mb": highest["peak_memory_mb"],
                                                       "cell": highest.get("peak_memory_cell"),
-                                                      "rises": highest.get("memory_rises") or {}})
+                                                      "rises": highest.get("memory_rises") or []})
         table["lessons"][name] = cells
         table["growth"][name] = growth_row(name, measured, cells, rows, table["flags"]["faster_than_linear"])
     return table
@@ -908,13 +908,13 @@ def shares_cell(size: dict[str, Any]) -> str:
     return f"{shown} ({chosen})" if chosen else shown
 
 
-def rises_markdown(rises: dict[str, int], last: int = 4) -> str:
+def rises_markdown(rises: Sequence[Sequence[Any]], last: int = 4) -> str:
     """'; reached 2,950 MB by the end of cell 17, 3,025 in cell 19': where the memory climbed,
     the last few cells that raised it, so a reader sees whether the cell before the peak was
     already over (runs before 2026-12-07 kept no rises: nothing is said)."""
     if not rises:
         return ""
-    climbed = ", ".join(f"{mb:,} MB in {cell}" for cell, mb in list(rises.items())[-last:])
+    climbed = ", ".join(f"{mb:,} MB in {cell}" for cell, mb in list(rises)[-last:])
     return f" (the high-water mark reached {climbed})"
 
 
@@ -930,7 +930,7 @@ def markdown(record: dict[str, Any]) -> list[str]:
     flags = table["flags"]
     lines += ["## Flags", ""]
     lines += [f"- {f['lesson']} at {f['size']}: peak {f['peak_memory_mb']:,.0f} MB, over {MEMORY_FLAG_MB:,} MB"
-              + (f", in {f['cell']}" if f.get("cell") else "") + rises_markdown(f.get("rises") or {})
+              + (f", in {f['cell']}" if f.get("cell") else "") + rises_markdown(f.get("rises") or [])
               for f in flags["over_memory"]]
     lines += [f"- {f['lesson']} {f['step']}: growth exponent {f['exponent']:.2f}, faster than linear"
               for f in flags["faster_than_linear"]]

@@ -291,8 +291,8 @@ def test_the_table_gives_seconds_per_rows_growth_exponents_and_flags(tmp_path: P
     run = json.loads((doubled / "run.json").read_text())
     run["notebooks"][1]["measured_in"] = "earlier run"
     run["notebooks"][2]["peak_memory_cell"] = "cell 26 of 33"  # where toxhelpers run saw lesson 9's peak
-    run["notebooks"][2]["memory_rises"] = {"the kernel's start": 180, "cell 4 of 33": 1400, "cell 9 of 33": 2950,
-                                           "cell 26 of 33": 3120}  # and the level each cell that raised it reached
+    run["notebooks"][2]["memory_rises"] = [["the kernel's start", 180], ["cell 4 of 33", 1400], ["cell 9 of 33", 2950],
+                                           ["cell 26 of 33", 3120]]  # and the level each cell that raised it reached
     (doubled / "run.json").write_text(json.dumps(run))
     sizes = [scaling.collect_size(label, reports / f"scale-{label}") for label in ("1x", "2x", "4x")]
     table = scaling.build_table(sizes)
@@ -469,7 +469,7 @@ def test_a_lesson_stopped_and_run_again_shows_what_its_stopped_run_spent(tmp_pat
     assert [attempt["wall_seconds"] for attempt in training.earlier_attempts] == [700.0]
     table = scaling.build_table([scaling.collect_size("kaggle", report)])
     assert table["flags"]["over_memory"] == [{"lesson": "05_training.ipynb", "size": "kaggle",
-                                              "peak_memory_mb": 3100, "cell": None, "rises": {}}]
+                                              "peak_memory_mb": 3100, "cell": None, "rises": []}]
     lines = scaling.lesson_markdown(table)
     assert "| 05_training.ipynb | 500.0 (+700.0 s in 1 stopped run) |" in lines
     assert "| 05_training.ipynb | 2,900 (a stopped run: 3,100) |" in lines

@@ -193,9 +193,12 @@ def test_a_reused_notebook_reports_the_time_and_memory_of_the_run_that_executed_
         assert (state["wall_seconds"], state["peak_memory_mb"], state["peak_memory_cell"]) == (
             item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell)
         # the level at the end of each cell that raised the peak, rising, the last one the peak
-        levels = list(item.memory_rises.values())
-        assert state["memory_rises"] == item.memory_rises and levels == sorted(levels) and levels[-1] == item.peak_memory_mb
-        assert all(re.fullmatch(r"cell \d+ of \d+|the kernel's start", cell) for cell in item.memory_rises)
+        cells, levels = zip(*item.memory_rises)
+        assert state["memory_rises"] == [list(rise) for rise in item.memory_rises]  # in the order they ran
+        assert levels == tuple(sorted(levels)) and levels[-1] == item.peak_memory_mb
+        assert len(set(cells)) == len(cells) and item.peak_memory_cell in cells  # the peak's cell raised it
+        numbers = [int(cell.split()[1]) for cell in cells if re.fullmatch(r"cell \d+ of \d+", cell)]
+        assert numbers == sorted(numbers)  # (papermill's injected parameters cell is "a cell": not in the notebook)
 
     assert statuses(run(options(lessons, profile))) == {"01_make": "reused", "02_use": "reused"}
     record = {item["name"]: item for item in json.loads((report / "run.json").read_text())["notebooks"]}
@@ -204,7 +207,7 @@ def test_a_reused_notebook_reports_the_time_and_memory_of_the_run_that_executed_
         assert record[name]["status"] == "reused" and record[name]["measured_in"] == "earlier run"
         assert (record[name]["wall_seconds"], record[name]["peak_memory_mb"], record[name]["peak_memory_cell"],
                 record[name]["memory_rises"]) == (item.wall_seconds, item.peak_memory_mb, item.peak_memory_cell,
-                                                  item.memory_rises)
+                                                  [list(rise) for rise in item.memory_rises])
         assert (f"| {name} | reused | *{item.wall_seconds:.1f}* | *{item.peak_memory_mb:,.0f} ({item.peak_memory_cell})* "
                 "| unchanged since") in summary
     assert "peak memory of a notebook" not in summary  # nothing executed in this run

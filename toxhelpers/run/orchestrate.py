@@ -243,7 +243,7 @@ def take_earlier_costs(status: NotebookStatus, manifest: dict) -> None:
     the run that executed it, marked as measured then (None where an old manifest has none)."""
     status.wall_seconds, status.peak_memory_mb = manifest.get("wall_seconds"), manifest.get("peak_memory_mb")
     status.peak_memory_cell = manifest.get("peak_memory_cell")
-    status.memory_rises = manifest.get("memory_rises", {})
+    status.memory_rises = manifest.get("memory_rises", [])
     status.measured_in = EARLIER_RUN
 
 
@@ -301,7 +301,7 @@ def take_peak(status: NotebookStatus, notebook: Path, watch: PeakMemory) -> None
     it ('cell 26 of 33'; None when nothing was measured), and the level reached by the end of each
     cell that raised it, from the watch into ``status``."""
     status.peak_memory_mb = round(watch.peak_mb)
-    status.memory_rises = {where_in(notebook, where): round(mb) for where, mb in watch.rises.items()}
+    status.memory_rises = [(where_in(notebook, where), round(mb)) for where, mb in watch.rises.items()]
     if not watch.peak_mb:
         status.peak_memory_cell = None
     else:

@@ -361,7 +361,7 @@ def keep_checkpoints_of_same_attempt(ctx: Context, notebook: Path, before: Snaps
 
 def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float,
                    peak_memory_mb: float | None = None, peak_memory_cell: str | None = None,
-                   memory_rises: dict[str, int] | None = None) -> dict[str, Any]:
+                   memory_rises: list[tuple[str, int]] | None = None) -> dict[str, Any]:
     """Record what a completed notebook read and wrote (only called after it succeeded), and what
     its execution cost: wall seconds and peak memory (MB, and the cell it was seen in), which a
     later run that reuses the notebook reports as measured in this earlier run. Manifests written
@@ -385,7 +385,7 @@ def write_manifest(ctx: Context, notebook: Path, before: Snapshot, wall: float,
                 "outputs": outputs, "recorded_inputs": recorded, "recorded_inputs_in_report": in_report,
                 "run_files": run_files,
                 "sections": sections, "wall_seconds": round(wall, 2), "peak_memory_mb": peak_memory_mb,
-                "peak_memory_cell": peak_memory_cell, "memory_rises": memory_rises or {},
+                "peak_memory_cell": peak_memory_cell, "memory_rises": memory_rises or [],
                 "finished_at": utc_now()}
     claim(ctx, notebook, list(outputs))
     write_json(manifest, ctx.folder.manifest(notebook))

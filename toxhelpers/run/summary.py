@@ -38,8 +38,9 @@ class NotebookStatus:
     wall_seconds: float | None = None
     peak_memory_mb: float | None = None  # its kernel and the kernel's children, at their largest
     peak_memory_cell: str | None = None  # "cell 26 of 33": the code cell running when the kernel first came within 1% of that peak
-    # {"cell 16 of 31": 2950, "cell 19 of 31": 3025}: the high-water mark (MB) at the end of each cell that raised it
-    memory_rises: dict[str, int] = field(default_factory=dict)
+    # [["cell 17 of 31", 2701], ["cell 19 of 31", 2755]]: in the order they ran, each cell that raised the
+    # high-water mark and the level (MB) it left it at (a list: run.json's keys are sorted)
+    memory_rises: list[tuple[str, int]] = field(default_factory=list)
     # Where wall_seconds and peak_memory_mb were measured: "this run" (it executed now), "earlier run"
     # (reused, or not selected: the execution its manifest records), None (no execution to report).
     measured_in: str | None = None

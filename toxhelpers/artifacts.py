@@ -126,7 +126,7 @@ ARTIFACTS = {
                                   "TF-IDF + LR's validation and test probabilities (columns as finetuned_predictions)"),
     "onnx": Artifact("serving/classifier.{variant}.onnx", "serving", "serving.OnnxClassifier",
                      "the fine-tuned classifier as ONNX (fp32) and its int8 quantization"),
-    "serving_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/serving", "serving", "checkpointing.ResumableScoring",
+    "serving_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/serving", "serving", "resumable_scoring.ResumableScoring",
                                    "lesson 8's agreement scorings (ONNX fp32 and int8 on every test row), saved as "
                                    "they go so an interrupted lesson scores only the rest; removed when the lesson "
                                    "records its results"),
@@ -146,7 +146,7 @@ ARTIFACTS = {
     "keras_hub_onnx": Artifact("keras_hub_serving/classifier.{variant}.onnx", "keras_hub_serving", "serving.OnnxClassifier",
                                "the Keras 3 classifier as ONNX (fp32, lean route) and its int8 quantization"),
     "keras_hub_serving_checkpoint": Artifact(f"{CHECKPOINTS_DIR}/keras_hub_serving", "keras_hub_serving",
-                                             "checkpointing.ResumableScoring",
+                                             "resumable_scoring.ResumableScoring",
                                              "lesson 13's agreement scorings (ONNX fp32 and int8 on every test row), "
                                              "saved as they go so an interrupted lesson scores only the rest; "
                                              "removed when the lesson records its results"),

@@ -247,7 +247,7 @@ def predict_with(run: Callable[[dict[str, np.ndarray]], Any], encoded: dict[str,
     """:func:`predict` for any backend: ``run`` maps a batch ``{"input_ids", "attention_mask"}``
     (int32, rows x width) to its outputs (a TensorFlow graph, an ONNX Runtime session...).
 
-    ``saved`` (:class:`toxhelpers.checkpointing.SavedBatches`, for a scoring that takes long
+    ``saved`` (:class:`toxhelpers.resumable_scoring.SavedBatches`, for a scoring that takes long
     enough to be interrupted): the outputs of the batches an earlier run finished, in batch order
     (``saved.done()``), are used instead of running them again, and each new batch's outputs are
     handed to ``saved.add`` (``saved.close()`` at the end)."""

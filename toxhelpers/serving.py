@@ -205,7 +205,7 @@ class OnnxClassifier:
 
     @functools.cached_property
     def key(self) -> dict[str, str]:
-        """What this session's outputs depend on, for ``checkpointing.ResumableScoring.predict_with``
+        """What this session's outputs depend on, for ``resumable_scoring.ResumableScoring.predict_with``
         (lesson 8's agreement checks): :func:`onnx_digest` of its file."""
         return {"onnx": onnx_digest(self.path)}
 

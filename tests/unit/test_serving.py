@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toxhelpers import batches, scoring, serving, tokenization
+from interrupts import Interrupted, interrupting
+from toxhelpers import batches, resumable_scoring, scoring, serving, tokenization
 
 FULL_LENGTH = 24  # the saved classifier's max_length (checked by ``served``)
 
@@ -129,40 +130,26 @@ def test_a_reexport_of_the_same_classifier_has_the_same_key_and_another_model_an
     assert serving.OnnxClassifier(served["int8"]).key != serving.OnnxClassifier(served["fp32"]).key
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_an_agreement_scoring_stopped_and_rerun_after_a_reexport_scores_only_the_rest(served, tmp_path):
     """Lesson 8 interrupted in its agreement check: the rerun exports the classifier again, then
     scores only the batches its saves do not hold, and gets what an unstopped scoring gets."""
-    from toxhelpers import checkpointing
-
     encoded = {name: served["encoded"][name] for name in batches.INPUT_NAMES}
     want = batches.predict_with(serving.OnnxClassifier(served["fp32"]), encoded, batch_size=1)
-    ran = []
-
-    def counted(session, stop_after=None):
-        def one_batch(inputs):
-            if len(ran) == stop_after:
-                raise Interrupted
-            ran.append(1)
-            return session(inputs)
-        return one_batch
+    ran: list[int] = []
 
     first = serving.OnnxClassifier(served["fp32"])
     with pytest.raises(Interrupted):
-        checkpointing.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
-            counted(first, stop_after=5), encoded, "fp32", first.key, batch_size=1)
+        resumable_scoring.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
+            interrupting(first, ran, stop_after=5), encoded, "fp32", first.key, batch_size=1)
     ran.clear()
     rerun = serving.OnnxClassifier(serving.export_onnx(served["classifier"], tmp_path / "rerun.onnx"))
-    got = checkpointing.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
-        counted(rerun), encoded, "fp32", rerun.key, batch_size=1)
+    got = resumable_scoring.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
+        interrupting(rerun, ran), encoded, "fp32", rerun.key, batch_size=1)
     assert len(ran) == len(want) - 4  # two saved parts of two batches were read
     np.testing.assert_allclose(got, want, atol=1e-6)
     # the int8 model's scoring is not served from the fp32 saves
     ran.clear()
     int8 = serving.OnnxClassifier(served["int8"])
-    checkpointing.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
-        counted(int8), encoded, "fp32", int8.key, batch_size=1)
+    resumable_scoring.ResumableScoring(tmp_path, "serving", save_every=2).predict_with(
+        interrupting(int8, ran), encoded, "fp32", int8.key, batch_size=1)
     assert len(ran) == len(want)

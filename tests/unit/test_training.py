@@ -130,10 +130,10 @@ def test_head_trained_on_cached_features_drops_into_full_model(encoder, encoded,
 def test_features_saved_as_they_go_are_the_features_and_a_rerun_reads_them(encoder, encoded, tmp_path, monkeypatch):
     """Lesson 5 hands ``extract_features`` a ResumableScoring's ``saved_as``: the same vectors, and
     a rerun (after an interrupt, or not) reads the saved batches instead of running the encoder."""
-    from toxhelpers import checkpointing
+    from toxhelpers import resumable_scoring
 
     want = training.extract_features(encoder, encoded, batch_size=3)
-    scoring = checkpointing.ResumableScoring(tmp_path, "training", save_every=1)
+    scoring = resumable_scoring.ResumableScoring(tmp_path, "training", save_every=1)
     got = training.extract_features(encoder, encoded, batch_size=3, predict=scoring.saved_as("train"))
     for pooling in model.POOLINGS:
         np.testing.assert_array_equal(got[pooling], want[pooling])
@@ -144,7 +144,7 @@ def test_features_saved_as_they_go_are_the_features_and_a_rerun_reads_them(encod
 
     monkeypatch.setattr(batches, "inference_function", never_run)
     again = training.extract_features(encoder, encoded, batch_size=3,
-                                      predict=checkpointing.ResumableScoring(tmp_path, "training").saved_as("train"))
+                                      predict=resumable_scoring.ResumableScoring(tmp_path, "training").saved_as("train"))
     np.testing.assert_array_equal(again["mean"], want["mean"])
 
 

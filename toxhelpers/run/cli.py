@@ -30,7 +30,8 @@ Output folder (``--out``, default ``reports/<profile>``)
                           published numbers, data files and weights used, wall time per notebook
     metrics.json          every value the notebooks recorded, ``{"<section>.<key>": value}``
     parameters.yaml       the resolved parameter set (reusable as ``--config``)
-    run.json              status, per-notebook parameters / status / wall time / peak memory /
+    run.json              status, per-notebook parameters / status / wall time / peak memory (and
+                          ``memory_rises``: each cell that raised it, with the level it reached) /
                           rerun reason, package versions, code hash and git commit, data files and
                           pretrained weights with sha256, peak kernel memory, total wall time. A
                           reused notebook keeps the wall time and peak memory of the run that

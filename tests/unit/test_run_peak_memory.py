@@ -37,11 +37,11 @@ def test_peak_memory_catches_a_peak_between_samples_through_the_high_water_mark(
     assert watched_peak_mb(ALLOCATE.format(mb=400, after="del block; ", hold=1.5), interval=0.7) >= 400
 
 
-def watched_with_labels(child_code: str, labels: list[tuple[str, float]]) -> tuple[str, float, dict[str, float]]:
-    """PeakMemory's ``peak_at``, peak and ``rises``, in a clean process, while its child runs
-    ``child_code`` and ``where`` (the executor's current cell) steps through ``labels``: (label,
-    seconds) each, the last held until the child ends."""
-    watcher = ("import subprocess, sys, time\n"
+def peak_and_where(child_code: str, labels: list[tuple[str, float]]) -> tuple[str, float]:
+    """PeakMemory's ``peak_at`` and peak, in a clean process, while its child runs ``child_code``
+    and ``where`` (the executor's current cell) steps through ``labels``: (label, seconds) each,
+    the last held until the child ends."""
+    watcher = ("import json, subprocess, sys, time\n"
                "from toxhelpers.run.peak_memory import PeakMemory\n"
                f"labels = {labels!r}\n"
                "running = [labels[0][0]]\n"
@@ -50,16 +50,10 @@ def watched_with_labels(child_code: str, labels: list[tuple[str, float]]) -> tup
                "    for (_, seconds), (following, _) in zip(labels, labels[1:]):\n"
                "        time.sleep(seconds); running[0] = following\n"
                "    process.wait()\n"
-               "print(json.dumps([watch.peak_at, watch.peak_mb, watch.rises]))\n")
-    result = subprocess.run([sys.executable, "-c", "import json\n" + watcher], capture_output=True, text=True,
-                            check=True)
-    where, peak, rises = json.loads(result.stdout.strip().splitlines()[-1])
-    return where, peak, rises
-
-
-def peak_and_where(child_code: str, labels: list[tuple[str, float]]) -> tuple[str, float]:
-    """PeakMemory's ``peak_at`` and peak (see :func:`watched_with_labels`)."""
-    return watched_with_labels(child_code, labels)[:2]
+               "print(json.dumps([watch.peak_at, watch.peak_mb]))\n")
+    result = subprocess.run([sys.executable, "-c", watcher], capture_output=True, text=True, check=True)
+    where, peak = json.loads(result.stdout.strip().splitlines()[-1])
+    return where, peak
 
 
 def test_the_peak_is_counted_to_what_was_running_when_it_was_seen():
@@ -84,14 +78,33 @@ def test_a_few_mb_more_later_do_not_move_the_peak_to_a_later_cell():
 
 
 def test_rises_give_the_level_each_cell_reached_before_the_peak():
-    """The child holds 150 MB from its start ('first'), 250 MB more from second 1.5 ('second'),
-    then idles ('idle'): the rises say 'first' reached ~150 MB, 'second' the peak, and 'idle',
-    which raised nothing, is left out. That is how a reader tells a fit already over the budget
-    from a timing after it that added the last MB."""
-    child = ("import time; first = bytearray(150 * 2**20); first[::4096] = b'x' * len(first[::4096]); "
-             "time.sleep(1.5); " + ALLOCATE.format(mb=250, after="", hold=1.5))
-    where, peak, rises = watched_with_labels(child, [("first", 1.2), ("second", 2.0), ("idle", 0.0)])
-    assert where == "second" and list(rises) == ["first", "second"]
+    """The child takes 150 MB while the label is 'first', 250 MB more while it is 'second', then
+    idles ('idle'): the rises say 'first' reached ~150 MB, 'second' the peak, and 'idle', which
+    raised nothing, is left out. That is how a reader tells a fit already over the budget from a
+    timing after it that added the last MB. The child allocates only when told to and says when it
+    has, so a loaded machine (a slow start) cannot move an allocation under another label."""
+    child = ("def take(mb):\n"
+             "    block = bytearray(mb * 2**20); block[::4096] = b'x' * len(block[::4096]); return block\n"
+             "input(); first = take(150); print('done', flush=True)\n"
+             "input(); second = take(250); print('done', flush=True)\n"
+             "input()\n")
+    watcher = ("import json, subprocess, sys, time\n"
+               "from toxhelpers.run.peak_memory import PeakMemory\n"
+               "running = ['start']\n"
+               "with PeakMemory(interval=0.05, where=lambda: running[0]) as watch:\n"
+               f"    child = subprocess.Popen([sys.executable, '-c', {child!r}], stdin=subprocess.PIPE,\n"
+               "                             stdout=subprocess.PIPE, text=True)\n"
+               "    for label in ('first', 'second', 'idle'):\n"
+               "        running[0] = label\n"
+               "        child.stdin.write('\\n'); child.stdin.flush()\n"
+               "        if label != 'idle':\n"
+               "            child.stdout.readline()\n"
+               "        time.sleep(1.0)  # the watch samples the allocation under its label\n"
+               "    child.wait()\n"
+               "print(json.dumps([watch.peak_at, watch.peak_mb, watch.rises]))\n")
+    result = subprocess.run([sys.executable, "-c", watcher], capture_output=True, text=True, check=True)
+    where, peak, rises = json.loads(result.stdout.strip().splitlines()[-1])
+    assert where == "second" and list(rises)[-2:] == ["first", "second"] and "idle" not in rises
     assert 150 <= rises["first"] < 350 and rises["second"] == peak >= 400
 
 

@@ -10,8 +10,10 @@ so the head sees the same vector for a comment every epoch instead of a slightly
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -341,20 +343,25 @@ def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray
     steps. The weights are put back afterwards, but the optimiser has taken steps: compile the
     model again before training it for real. The steps come from a seeded draw of at most
     ``TIMING_ROWS`` rows: a dataset of every training row (a copy of the arrays and a shuffle
-    buffer of all of them, 150-250 MB at Kaggle's size) to time a handful of steps was waste.
+    buffer of all of them, 150-250 MB at Kaggle's size) to time a handful of steps was waste. The
+    weights to put back wait on disk, not in memory: a copy of every weight (91 MB for the bundled
+    encoder, 265 MB for DistilBERT) made this the peak of lesson 6 at Kaggle's size (+140 MB over
+    the fit on one machine; +110 MB against +1 MB in a probe on the bundled encoder).
     """
     if len(labels) > TIMING_ROWS:
         drawn = np.sort(np.random.default_rng(seed).choice(len(labels), TIMING_ROWS, replace=False))
         encoded, labels = {name: values[drawn] for name, values in encoded.items()}, np.asarray(labels)[drawn]
-    start = classifier.get_weights()
     speed = {}
-    for padding in ("fixed", "bucketed"):
-        classifier.fit(batches.warmup_dataset(encoded, labels, batch_size, padding, tokens_per_batch=tokens_per_batch),
-                       epochs=1, verbose=0)
-        dataset = batches.training_dataset(encoded, labels, batch_size, padding, seed, tokens_per_batch=tokens_per_batch)
-        rows_per_batch = len(labels) / batches.batches_per_epoch(encoded, batch_size, padding,
-                                                                 tokens_per_batch=tokens_per_batch)
-        speed[padding] = examples_per_second(classifier, dataset, rows_per_batch, timed_batches, warmup_batches=1)
-        classifier.set_weights(start)
+    with tempfile.TemporaryDirectory(prefix="toxhelpers-timing-") as scratch:
+        start = str(Path(scratch) / "weights")
+        classifier.save_weights(start)
+        for padding in ("fixed", "bucketed"):
+            classifier.fit(batches.warmup_dataset(encoded, labels, batch_size, padding, tokens_per_batch=tokens_per_batch),
+                           epochs=1, verbose=0)
+            dataset = batches.training_dataset(encoded, labels, batch_size, padding, seed, tokens_per_batch=tokens_per_batch)
+            rows_per_batch = len(labels) / batches.batches_per_epoch(encoded, batch_size, padding,
+                                                                     tokens_per_batch=tokens_per_batch)
+            speed[padding] = examples_per_second(classifier, dataset, rows_per_batch, timed_batches, warmup_batches=1)
+            classifier.load_weights(start).expect_partial()
     speed["speedup"] = speed["bucketed"] / speed["fixed"]
     return speed

@@ -345,8 +345,8 @@ def padding_throughput(classifier: tf_keras.Model, encoded: dict[str, np.ndarray
     ``TIMING_ROWS`` rows: a dataset of every training row (a copy of the arrays and a shuffle
     buffer of all of them, 150-250 MB at Kaggle's size) to time a handful of steps was waste. The
     weights to put back wait on disk, not in memory: a copy of every weight (91 MB for the bundled
-    encoder, 265 MB for DistilBERT) made this the peak of lesson 6 at Kaggle's size (+140 MB over
-    the fit on one machine; +110 MB against +1 MB in a probe on the bundled encoder).
+    encoder, 265 MB for DistilBERT) raised lesson 6's high-water mark past its fit's at Kaggle's size
+    (2,883 -> 2,948 MB on one machine; +110 MB against +1 MB in a probe on the bundled encoder).
     """
     if len(labels) > TIMING_ROWS:
         drawn = np.sort(np.random.default_rng(seed).choice(len(labels), TIMING_ROWS, replace=False))

@@ -72,11 +72,12 @@ def measure(variant: str, steps: int) -> dict:
             batches.training_dataset(inputs, labels[:, 0], BUCKETED_ROWS, "bucketed", seed=0,
                                      tokens_per_batch=TOKENS_PER_BATCH))
     resident = {"loaded": resident_mb()}
+    libc = ctypes.CDLL("libc.so.6") if trim_every else None
 
     class Trace(tf_keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if trim_every and (batch + 1) % trim_every == 0:
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            if libc is not None and (batch + 1) % trim_every == 0:
+                libc.malloc_trim(0)
             if (batch + 1) % every == 0:
                 resident[str(batch + 1)] = resident_mb()
 

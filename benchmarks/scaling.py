@@ -909,9 +909,9 @@ def shares_cell(size: dict[str, Any]) -> str:
 
 
 def rises_markdown(rises: Sequence[Sequence[Any]], last: int = 4) -> str:
-    """'; reached 2,950 MB by the end of cell 17, 3,025 in cell 19': where the memory climbed,
-    the last few cells that raised it, so a reader sees whether the cell before the peak was
-    already over (runs before 2026-12-07 kept no rises: nothing is said)."""
+    """' (the high-water mark reached 2,883 MB in cell 17 of 31, 2,948 MB in cell 19 of 31)': the
+    last few cells that raised the memory and the level each left, so a reader sees whether the
+    cell before the peak was already over (runs before 2026-12-07 kept no rises: nothing is said)."""
     if not rises:
         return ""
     climbed = ", ".join(f"{mb:,} MB in {cell}" for cell, mb in list(rises)[-last:])
